@@ -1,0 +1,1 @@
+//! Linux capabilities: parsing names and applying the five OCI capability sets.
