@@ -1,1 +1,10 @@
-fn main() {}
+//! berth-runc: the runc command line over berth-runtime, for dockerd, containerd and people.
+
+mod cli;
+mod features;
+mod log;
+mod spec;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -4,3 +4,16 @@
 
 pub mod capabilities;
 pub mod seccomp;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod state;
+pub mod sys;
+
+pub use error::{Result, RuntimeError};
+pub mod safe_exe;
