@@ -256,6 +256,13 @@ pub fn main() -> i32 {
 
 type R = Result<i32, String>;
 
+/// Prints a line to stdout; false when stdout is gone (a closed pipe is not an error).
+fn out(line: &str) -> bool {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "{line}").and_then(|_| o.flush()).is_ok()
+}
+
 fn e<E: std::fmt::Display>(err: E) -> String {
     err.to_string()
 }
@@ -301,7 +308,7 @@ fn run(cli: &Cli) -> R {
         Cmd::State { container_id } => {
             let st = State::load(root, container_id).map_err(e)?;
             let status = st.status(root);
-            println!("{}", serde_json::to_string_pretty(&st.oci_json(status)).map_err(e)?);
+            out(&serde_json::to_string_pretty(&st.oci_state(status)).map_err(e)?);
             Ok(0)
         }
         Cmd::List { format, quiet } => list(root, format, *quiet),
@@ -342,7 +349,7 @@ fn run(cli: &Cli) -> R {
             Ok(0)
         }
         Cmd::Features => {
-            println!("{}", serde_json::to_string_pretty(&crate::features::features()).map_err(e)?);
+            out(&serde_json::to_string_pretty(&crate::features::features()).map_err(e)?);
             Ok(0)
         }
     }
@@ -364,18 +371,18 @@ fn list(root: &Path, format: &str, quiet: bool) -> R {
     for id in ids {
         if let Ok(st) = State::load(root, &id) {
             let status = st.status(root);
-            rows.push(st.oci_json(status));
+            rows.push(st.oci_state(status));
         }
     }
     if quiet {
         for r in &rows {
-            println!("{}", r["id"].as_str().unwrap_or_default());
+            out(&r.id);
         }
         return Ok(0);
     }
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&rows).map_err(e)?);
+            out(&serde_json::to_string(&rows).map_err(e)?);
         }
         "table" => {
             let mut table = vec![vec![
@@ -387,8 +394,14 @@ fn list(root: &Path, format: &str, quiet: bool) -> R {
                 "OWNER".into(),
             ]];
             for r in &rows {
-                let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                table.push(vec![s("id"), r["pid"].to_string(), s("status"), s("bundle"), s("created"), s("owner")]);
+                table.push(vec![
+                    r.id.clone(),
+                    r.pid.to_string(),
+                    r.status.clone(),
+                    r.bundle.display().to_string(),
+                    r.created.clone(),
+                    r.owner.clone(),
+                ]);
             }
             print_table(&table);
         }
@@ -412,7 +425,7 @@ fn print_table(rows: &[Vec<String>]) {
                 line.push_str(&format!("{cell:<w$}", w = widths[c]));
             }
         }
-        println!("{line}");
+        out(&line);
     }
 }
 
@@ -518,30 +531,30 @@ fn ps(root: &Path, format: &str, id: &str, ps_args: &[String]) -> R {
     let pids = container::pids(root, id).map_err(e)?;
     match format {
         "json" => {
-            println!("{}", serde_json::to_string(&pids).map_err(e)?);
+            out(&serde_json::to_string(&pids).map_err(e)?);
             Ok(0)
         }
         "table" => {
             let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
-            let out = std::process::Command::new("ps")
+            let output = std::process::Command::new("ps")
                 .args(&args)
                 .output()
                 .map_err(|err| format!("run ps: {err}"))?;
-            if !out.status.success() {
-                return Err(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            if !output.status.success() {
+                return Err(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()));
             }
-            let text = String::from_utf8_lossy(&out.stdout);
+            let text = String::from_utf8_lossy(&output.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or_default();
             let col = header
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .ok_or_else(|| "couldn't find PID field in ps output".to_string())?;
-            println!("{header}");
+            out(header);
             for l in lines {
                 if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
                     if pids.contains(&p) {
-                        println!("{l}");
+                        out(l);
                     }
                 }
             }
@@ -677,7 +690,9 @@ fn events(root: &Path, once: bool, interval: &str, id: &str) -> R {
     loop {
         let stats = cg.stats().map_err(e)?;
         let ev = serde_json::json!({"type": "stats", "id": id, "data": stats});
-        println!("{ev}");
+        if !out(&ev.to_string()) {
+            return Ok(0);
+        }
         if once {
             return Ok(0);
         }

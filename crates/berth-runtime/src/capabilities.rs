@@ -259,7 +259,13 @@ pub fn apply_process_sets(sets: &CapSets) -> Result<(), CapabilityError> {
     caps::clear(None, CapSet::Ambient)
         .map_err(|source| CapabilityError::AmbientClear { source })?;
     for &(cap, cap_name) in CAPS {
-        if sets.ambient.contains(&cap) {
+        // The kernel only lets a capability into the ambient set when it is both permitted
+        // and inheritable; like runc, skip the others (runc's own default spec asks for
+        // ambient capabilities that are not inheritable).
+        if sets.ambient.contains(&cap)
+            && sets.inheritable.contains(&cap)
+            && sets.permitted.contains(&cap)
+        {
             caps::raise(None, CapSet::Ambient, cap).map_err(|source| {
                 CapabilityError::AmbientRaise {
                     cap: cap_name,

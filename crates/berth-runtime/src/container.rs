@@ -377,14 +377,7 @@ fn stage1(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<()> {
     if !a.plan.new.is_empty() {
         nix::sched::unshare(a.plan.new).map_err(sys(format!("unshare {:?}", a.plan.new)))?;
     }
-    if a.plan.is_new(LinuxNamespaceType::User) {
-        send(sock, Tag::NeedMaps, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
-        expect(sock, Tag::MapsDone)?;
-        let root_g = nix::unistd::Gid::from_raw(0);
-        let root_u = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_g, root_g, root_g).map_err(sys("become root in the user namespace (gid 0 unmapped?)"))?;
-        nix::unistd::setresuid(root_u, root_u, root_u).map_err(sys("become root in the user namespace (uid 0 unmapped?)"))?;
-    }
+    // Offsets are written before uid changes: /proc/self stays ours while we are still host root.
     if a.plan.is_new(LinuxNamespaceType::Time) {
         if let Some(offs) = a.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
             let mut s = String::new();
@@ -393,6 +386,14 @@ fn stage1(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<()> {
             }
             std::fs::write("/proc/self/timens_offsets", s).map_err(io("write", "/proc/self/timens_offsets"))?;
         }
+    }
+    if a.plan.is_new(LinuxNamespaceType::User) {
+        send(sock, Tag::NeedMaps, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
+        expect(sock, Tag::MapsDone)?;
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let root_u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g).map_err(sys("become root in the user namespace (gid 0 unmapped?)"))?;
+        nix::unistd::setresuid(root_u, root_u, root_u).map_err(sys("become root in the user namespace (uid 0 unmapped?)"))?;
     }
     // SAFETY: single-threaded; the child runs our init code and never returns.
     match unsafe { nix::unistd::fork() }.map_err(sys("fork init"))? {

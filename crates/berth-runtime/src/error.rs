@@ -20,7 +20,7 @@ pub enum RuntimeError {
     InvalidConfig { path: PathBuf, msg: String },
     #[error("config field {field}: {msg}")]
     Field { field: String, msg: String },
-    #[error("container {id} is {status}: {msg}")]
+    #[error("{msg}: {status}")]
     State {
         id: String,
         status: String,

@@ -146,24 +146,42 @@ impl State {
             .collect()
     }
 
-    /// The OCI state object as runtimes print it and hooks receive it.
+    /// The OCI state object as runtimes print it and hooks receive it (runc's field order).
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "ociVersion": "1.2.0",
-            "id": self.id,
-            "pid": if status == Status::Stopped { 0 } else { self.pid },
-            "status": status.to_string(),
-            "bundle": self.bundle,
-            "rootfs": self.rootfs,
-            "created": self.created,
-            "owner": self.owner,
-        });
-        let ann = self.annotations();
-        if !ann.is_empty() {
-            v["annotations"] = serde_json::to_value(ann).unwrap_or_default();
-        }
-        v
+        serde_json::to_value(self.oci_state(status)).unwrap_or_default()
     }
+
+    /// The OCI state as a struct, for printing with runc's field order.
+    pub fn oci_state(&self, status: Status) -> OciState {
+        let ann = self.annotations();
+        OciState {
+            oci_version: "1.2.0".into(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped { 0 } else { self.pid },
+            status: status.to_string(),
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: if ann.is_empty() { None } else { Some(ann) },
+        }
+    }
+}
+
+/// The state object of the OCI runtime spec, with the extra fields runc prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OciState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 pub fn mode_name(m: berth_cgroups::CgroupMode) -> &'static str {
