@@ -226,10 +226,11 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("/berth/{}", opts.id));
     let cg = berth_cgroups::manager(&cg_path)?;
-    cg.create()?;
     let mode = cg.mode();
     let cgroup_paths = cg.paths();
+    // Registered before create(): a half-made cgroup tree is removed too.
     cleanup.cgroup = Some(berth_cgroups::manager_from_paths(mode, &cgroup_paths));
+    cg.create()?;
     cg.set(&resources)?;
     let fifo = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))

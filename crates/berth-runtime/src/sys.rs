@@ -54,26 +54,57 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) ->
 }
 
 /// Creates every missing directory of `path` inside `root` (never leaving it) and returns an
-/// O_PATH fd of the last one.
+/// O_PATH fd of the last one. A dangling symlink on the way is followed inside the root and
+/// its target created, as a kernel lookup confined to the root would resolve it.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let comps = |p: &Path| -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo = comps(path);
     let mut cur = open_in_root(root, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let mut sofar = std::path::PathBuf::from("/");
-    for comp in path.components() {
-        let name = match comp {
-            Component::Normal(n) => n,
-            Component::RootDir | Component::CurDir => continue,
-            Component::ParentDir => {
-                sofar.push("..");
-                cur = open_in_root(root, &sofar, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-                continue;
-            }
-            Component::Prefix(_) => return Err(io::ErrorKind::InvalidInput.into()),
-        };
-        sofar.push(name);
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        sofar.push(&name);
+        if name == ".." {
+            cur = open_in_root(root, &sofar, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            continue;
+        }
         match open_in_root(root, &sofar, libc::O_PATH | libc::O_DIRECTORY, 0) {
             Ok(fd) => cur = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let c = cstr(name)?;
+                let c = cstr(&name)?;
+                let mut buf = vec![0u8; libc::PATH_MAX as usize];
+                // SAFETY: readlinkat into a buffer of the given size on a directory fd we own.
+                let n = unsafe {
+                    libc::readlinkat(cur.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len())
+                };
+                if n > 0 {
+                    // A dangling symlink: continue the walk at its target, inside the root.
+                    links += 1;
+                    if links > 40 {
+                        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                    }
+                    buf.truncate(n as usize);
+                    let target = std::path::PathBuf::from(OsStr::from_bytes(&buf));
+                    sofar.pop();
+                    if target.is_absolute() {
+                        sofar = std::path::PathBuf::from("/");
+                        cur = open_in_root(root, &sofar, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+                    }
+                    let mut next = comps(&target);
+                    next.extend(todo);
+                    todo = next;
+                    continue;
+                }
                 // SAFETY: mkdirat on a directory fd we own with a NUL-terminated name.
                 let r = unsafe { libc::mkdirat(cur.as_raw_fd(), c.as_ptr(), mode) };
                 if r != 0 {
