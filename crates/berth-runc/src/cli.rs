@@ -11,7 +11,11 @@ use nix::sys::signal::Signal;
 use crate::log::Logger;
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-runc", version, about = "An OCI runtime with runc's command line")]
+#[command(
+    name = "berth-runc",
+    version,
+    about = "An OCI runtime with runc's command line"
+)]
 struct Cli {
     /// Root directory for container state
     #[arg(long, global = true, default_value = "/run/berth-runc")]
@@ -285,7 +289,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -312,12 +318,19 @@ fn run(cli: &Cli) -> R {
             Ok(0)
         }
         Cmd::List { format, quiet } => list(root, format, *quiet),
-        Cmd::Kill { all, container_id, signal } => {
+        Cmd::Kill {
+            all,
+            container_id,
+            signal,
+        } => {
             let sig = parse_signal(signal)?;
             container::kill(root, container_id, sig, *all).map_err(e)?;
             Ok(0)
         }
-        Cmd::Delete { force, container_ids } => {
+        Cmd::Delete {
+            force,
+            container_ids,
+        } => {
             let mut failed = None;
             for id in container_ids {
                 if let Err(err) = container::delete(root, id, *force) {
@@ -333,7 +346,11 @@ fn run(cli: &Cli) -> R {
             berth_runtime::safe_exe::ensure().map_err(e)?;
             exec(root, a)
         }
-        Cmd::Ps { format, container_id, ps_args } => ps(root, format, container_id, ps_args),
+        Cmd::Ps {
+            format,
+            container_id,
+            ps_args,
+        } => ps(root, format, container_id, ps_args),
         Cmd::Pause { container_id } => {
             container::pause(root, container_id).map_err(e)?;
             Ok(0)
@@ -343,7 +360,11 @@ fn run(cli: &Cli) -> R {
             Ok(0)
         }
         Cmd::Update(a) => update(root, a),
-        Cmd::Events { stats, interval, container_id } => events(root, *stats, interval, container_id),
+        Cmd::Events {
+            stats,
+            interval,
+            container_id,
+        } => events(root, *stats, interval, container_id),
         Cmd::Spec { bundle, rootless } => {
             crate::spec::write_spec(bundle, *rootless)?;
             Ok(0)
@@ -361,8 +382,13 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
         return Signal::try_from(n).map_err(|_| format!("unknown signal {s:?}"));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<Signal>().map_err(|_| format!("unknown signal {s:?}"))
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("unknown signal {s:?}"))
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> R {
@@ -435,11 +461,14 @@ fn exec(root: &Path, a: &ExecArgs) -> R {
         Some(p) => {
             let data = std::fs::read(p).map_err(|err| format!("read {}: {err}", p.display()))?;
             let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error_free(de).map_err(|m| format!("invalid process {}: {m}", p.display()))?
+            serde_path_to_error_free(de)
+                .map_err(|m| format!("invalid process {}: {m}", p.display()))?
         }
         None => {
             if a.command.is_empty() {
-                return Err("exec: process args must not be empty: give a command or --process".into());
+                return Err(
+                    "exec: process args must not be empty: give a command or --process".into(),
+                );
             }
             let mut p = st.config.process().clone().unwrap_or_default();
             p.set_args(Some(a.command.clone()));
@@ -447,10 +476,8 @@ fn exec(root: &Path, a: &ExecArgs) -> R {
             p
         }
     };
-    if a.process.is_none() || a.tty {
-        if a.tty {
-            process.set_terminal(Some(true));
-        }
+    if a.tty {
+        process.set_terminal(Some(true));
     }
     if let Some(cwd) = &a.cwd {
         process.set_cwd(cwd.clone());
@@ -470,9 +497,15 @@ fn exec(root: &Path, a: &ExecArgs) -> R {
             None => (u.as_str(), None),
         };
         let mut user = process.user().clone();
-        user.set_uid(uid.parse().map_err(|_| format!("invalid --user {u:?}: uid must be a number"))?);
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| format!("invalid --user {u:?}: uid must be a number"))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().map_err(|_| format!("invalid --user {u:?}: gid must be a number"))?);
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| format!("invalid --user {u:?}: gid must be a number"))?,
+            );
         }
         process.set_user(user);
     }
@@ -485,12 +518,11 @@ fn exec(root: &Path, a: &ExecArgs) -> R {
         let mut caps = process.capabilities().clone().unwrap_or_default();
         for c in &a.cap {
             let cap = berth_runtime::capabilities::parse(c).map_err(e)?;
-            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone(), caps.inheritable().clone()] {
-                let _ = set;
-            }
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
-                if let Ok(oc) = serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::Value::String(cap.to_string())) {
+                if let Ok(oc) = serde_json::from_value::<oci_spec::runtime::Capability>(
+                    serde_json::Value::String(cap.to_string()),
+                ) {
                     s.insert(oc);
                 }
                 Some(s)
@@ -535,13 +567,21 @@ fn ps(root: &Path, format: &str, id: &str, ps_args: &[String]) -> R {
             Ok(0)
         }
         "table" => {
-            let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+            let args: Vec<String> = if ps_args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                ps_args.to_vec()
+            };
             let output = std::process::Command::new("ps")
                 .args(&args)
                 .output()
                 .map_err(|err| format!("run ps: {err}"))?;
             if !output.status.success() {
-                return Err(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()));
+                return Err(format!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
             }
             let text = String::from_utf8_lossy(&output.stdout);
             let mut lines = text.lines();
@@ -552,7 +592,11 @@ fn ps(root: &Path, format: &str, id: &str, ps_args: &[String]) -> R {
                 .ok_or_else(|| "couldn't find PID field in ps output".to_string())?;
             out(header);
             for l in lines {
-                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
+                if let Some(p) = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok())
+                {
                     if pids.contains(&p) {
                         out(l);
                     }
@@ -594,7 +638,8 @@ fn update(root: &Path, a: &UpdateArgs) -> R {
             } else {
                 data = std::fs::read(src).map_err(|err| format!("read {src}: {err}"))?;
             }
-            serde_json::from_slice(&data).map_err(|err| format!("invalid resources {src}: {err}"))?
+            serde_json::from_slice(&data)
+                .map_err(|err| format!("invalid resources {src}: {err}"))?
         }
         None => Default::default(),
     };
@@ -727,8 +772,14 @@ mod tests {
 
     #[test]
     fn intervals() {
-        assert_eq!(parse_interval("5s").unwrap(), std::time::Duration::from_secs(5));
-        assert_eq!(parse_interval("100ms").unwrap(), std::time::Duration::from_millis(100));
+        assert_eq!(
+            parse_interval("5s").unwrap(),
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_interval("100ms").unwrap(),
+            std::time::Duration::from_millis(100)
+        );
         assert!(parse_interval("0s").is_err());
     }
 }

@@ -20,13 +20,11 @@ extern "C" {
 /// of the binary ends up mapped. Advising random access on our own text turns that off, and
 /// dropping what is mapped so far lets only the pages we really run come back.
 fn lean_text() {
-    // SAFETY: both symbols are provided by the linker and only their addresses are taken.
-    let (start, end) = unsafe {
-        (
-            std::ptr::addr_of!(__executable_start) as usize,
-            std::ptr::addr_of!(etext) as usize,
-        )
-    };
+    // Both symbols are provided by the linker; only their addresses are taken.
+    let (start, end) = (
+        std::ptr::addr_of!(__executable_start) as usize,
+        std::ptr::addr_of!(etext) as usize,
+    );
     let start = start & !4095;
     if end <= start {
         return;

@@ -19,7 +19,9 @@ fn run_with(edit: impl FnOnce(&mut serde_json::Value), script: &str) -> String {
     let runc = Runc::new();
     let bundle = Bundle::busybox(&["sh", "-c", script]);
     bundle.config_mut(edit);
-    runc.run(&bundle, &unique_id("cfg")).assert_success().stdout_str()
+    runc.run(&bundle, &unique_id("cfg"))
+        .assert_success()
+        .stdout_str()
 }
 
 #[test]
@@ -111,7 +113,11 @@ fn cgroup_values_are_applied() {
          cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpuset/cpuset.cpus pids/pids.max",
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["67108864", "33554432", "512", "50000", "100000", "0", "42"], "{out}");
+    assert_eq!(
+        lines,
+        ["67108864", "33554432", "512", "50000", "100000", "0", "42"],
+        "{out}"
+    );
 }
 
 #[test]
@@ -151,7 +157,11 @@ fn joins_namespaces_by_path() {
         serde_json::from_slice(&runc.output(["state", &id]).assert_success().stdout).unwrap();
     let pid = state["pid"].as_i64().unwrap();
 
-    let second = Bundle::busybox(&["sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo"]);
+    let second = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo",
+    ]);
     second.config_mut(|c| {
         let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
         for ns in nss.iter_mut() {
@@ -164,7 +174,10 @@ fn joins_namespaces_by_path() {
         }
         c["hostname"] = json!(null);
     });
-    let out = runc.run(&second, &unique_id("ns-joiner")).assert_success().stdout_str();
+    let out = runc
+        .run(&second, &unique_id("ns-joiner"))
+        .assert_success()
+        .stdout_str();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "first", "{out}");
     // The joiner sees the first container's sleep as pid 1: same pid namespace.
@@ -180,7 +193,13 @@ fn no_pivot_runs_in_a_chroot() {
     let runc = Runc::new();
     let bundle = Bundle::busybox(&["sh", "-c", "ls /; cat /etc/passwd | head -1"]);
     let out = runc
-        .output(["run", "--no-pivot", "--bundle", bundle.path().to_str().unwrap(), &unique_id("nopivot")])
+        .output([
+            "run",
+            "--no-pivot",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            &unique_id("nopivot"),
+        ])
         .assert_success()
         .stdout_str();
     assert!(out.contains("bin") && out.contains("proc"), "{out}");
@@ -207,12 +226,18 @@ fn log_file_gets_json_errors() {
     let text = std::fs::read_to_string(&log).unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(line["level"], "error");
-    assert!(line["msg"].as_str().unwrap().contains("no-such-container"), "{text}");
+    assert!(
+        line["msg"].as_str().unwrap().contains("no-such-container"),
+        "{text}"
+    );
 }
 
 #[test]
 fn systemd_cgroup_is_refused_clearly() {
     let runc = Runc::new();
     let err = runc.output(["--systemd-cgroup", "list"]).assert_failure();
-    assert!(err.contains("systemd cgroup driver is not supported"), "{err}");
+    assert!(
+        err.contains("systemd cgroup driver is not supported"),
+        "{err}"
+    );
 }

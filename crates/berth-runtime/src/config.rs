@@ -60,7 +60,12 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     let rootfs = rootfs(spec, bundle)?;
     match std::fs::metadata(&rootfs) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(field("root.path", format!("{} is not a directory", rootfs.display()))),
+        Ok(_) => {
+            return Err(field(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ))
+        }
         Err(e) => return Err(field("root.path", format!("{}: {e}", rootfs.display()))),
     }
     let process = spec
@@ -120,7 +125,10 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     }
     if let Some(hn) = spec.hostname() {
         if !hn.is_empty() && !seen.contains(&LinuxNamespaceType::Uts) {
-            return Err(field("hostname", "setting a hostname needs a uts namespace"));
+            return Err(field(
+                "hostname",
+                "setting a hostname needs a uts namespace",
+            ));
         }
     }
     for (k, _) in linux.sysctl().iter().flatten() {
@@ -184,7 +192,10 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     }
     for (i, e) in process.env().iter().flatten().enumerate() {
         if !e.contains('=') || e.starts_with('=') {
-            return Err(field(&format!("process.env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+            return Err(field(
+                &format!("process.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE"),
+            ));
         }
     }
     if let Some(caps) = process.capabilities() {
@@ -192,12 +203,18 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     }
     if let Some(adj) = process.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(field("process.oomScoreAdj", format!("{adj} not in -1000..=1000")));
+            return Err(field(
+                "process.oomScoreAdj",
+                format!("{adj} not in -1000..=1000"),
+            ));
         }
     }
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         if rlimit_resource(r.typ()).is_none() {
-            return Err(field(&format!("process.rlimits[{i}].type"), "unknown rlimit"));
+            return Err(field(
+                &format!("process.rlimits[{i}].type"),
+                "unknown rlimit",
+            ));
         }
         if r.soft() > r.hard() {
             return Err(field(
@@ -317,7 +334,10 @@ pub fn resources(r: &LinuxResources) -> Result<berth_cgroups::Resources> {
     }
     for (k, v) in r.unified().iter().flatten() {
         if k.contains('/') || k.starts_with('.') {
-            return Err(field("linux.resources.unified", format!("invalid key {k:?}")));
+            return Err(field(
+                "linux.resources.unified",
+                format!("invalid key {k:?}"),
+            ));
         }
         out.unified.insert(k.clone(), v.clone());
     }
@@ -330,7 +350,8 @@ mod tests {
 
     #[test]
     fn parse_error_names_the_field() {
-        let bad = br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#;
+        let bad =
+            br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#;
         let err = parse(bad).unwrap_err();
         assert!(err.contains("linux.namespaces[1].type"), "{err}");
         assert!(err.contains("bogus"), "{err}");
@@ -371,8 +392,14 @@ mod tests {
         assert!(validate(&spec_with(root, serde_json::json!({})), root).is_ok());
         let cases = [
             (serde_json::json!({"process": {"args": []}}), "process.args"),
-            (serde_json::json!({"process": {"cwd": "rel"}}), "process.cwd"),
-            (serde_json::json!({"root": {"path": "/nonexistent-berth"}}), "root.path"),
+            (
+                serde_json::json!({"process": {"cwd": "rel"}}),
+                "process.cwd",
+            ),
+            (
+                serde_json::json!({"root": {"path": "/nonexistent-berth"}}),
+                "root.path",
+            ),
             (
                 serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}]}}),
                 "linux.namespaces[1]",
@@ -400,7 +427,9 @@ mod tests {
             ),
         ];
         for (extra, fieldname) in cases {
-            let err = validate(&spec_with(root, extra.clone()), root).unwrap_err().to_string();
+            let err = validate(&spec_with(root, extra.clone()), root)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(fieldname), "{extra}: {err}");
         }
     }

@@ -78,7 +78,13 @@ pub fn cgroup_resources(spec: &Spec) -> Result<berth_cgroups::Resources> {
         return Ok(res);
     }
     res.devices.extend(default_device_rules());
-    for d in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let kind = match d.typ() {
             oci_spec::runtime::LinuxDeviceType::B => berth_cgroups::DeviceKind::Block,
             _ => berth_cgroups::DeviceKind::Char,
@@ -154,8 +160,12 @@ pub(crate) fn expect_go(sock: BorrowedFd<'_>) -> Result<Vec<u8>> {
 fn expect(sock: BorrowedFd<'_>, want: Tag) -> Result<Vec<u8>> {
     match recv(sock).map_err(|e| RuntimeError::Init(format!("sync: {e}")))? {
         Some((t, p, _)) if t == want => Ok(p),
-        Some((Tag::Error, p, _)) => Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned())),
-        Some((t, _, _)) => Err(RuntimeError::Init(format!("sync: expected {want:?}, got {t:?}"))),
+        Some((Tag::Error, p, _)) => {
+            Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned()))
+        }
+        Some((t, _, _)) => Err(RuntimeError::Init(format!(
+            "sync: expected {want:?}, got {t:?}"
+        ))),
         None => Err(RuntimeError::Init("sync: runtime went away".into())),
     }
 }
@@ -163,7 +173,12 @@ fn expect(sock: BorrowedFd<'_>, want: Tag) -> Result<Vec<u8>> {
 fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
     let mut s = String::new();
     for m in maps {
-        s.push_str(&format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()));
+        s.push_str(&format!(
+            "{} {} {}\n",
+            m.container_id(),
+            m.host_id(),
+            m.size()
+        ));
     }
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, s).map_err(io("write", path))
@@ -252,9 +267,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     };
     let hooks = spec.hooks().clone().unwrap_or_default();
     let need_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.create_container().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.start_container().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_container()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        || hooks
+            .start_container()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
         || prepared.seccomp_listener.is_some();
 
     let (parent_sock, child_sock) = crate::sys::seqpacket_pair().map_err(sys("socketpair"))?;
@@ -295,12 +319,25 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
             match msg {
                 Some((Tag::NeedMaps, _, _)) => {
                     // Root in the parent namespace may write any mapping; setgroups stays allowed.
-                    write_id_map(c1.as_raw(), "uid_map", linux.uid_mappings().as_deref().unwrap_or_default())?;
-                    write_id_map(c1.as_raw(), "gid_map", linux.gid_mappings().as_deref().unwrap_or_default())?;
-                    send(sock, Tag::MapsDone, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
+                    write_id_map(
+                        c1.as_raw(),
+                        "uid_map",
+                        linux.uid_mappings().as_deref().unwrap_or_default(),
+                    )?;
+                    write_id_map(
+                        c1.as_raw(),
+                        "gid_map",
+                        linux.gid_mappings().as_deref().unwrap_or_default(),
+                    )?;
+                    send(sock, Tag::MapsDone, &[], None)
+                        .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
                 }
                 Some((Tag::Pid, p, _)) => {
-                    let pid = i32::from_le_bytes(p.get(..4).and_then(|b| b.try_into().ok()).unwrap_or_default());
+                    let pid = i32::from_le_bytes(
+                        p.get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default(),
+                    );
                     cleanup.pids.push(pid);
                     st.pid = pid;
                     st.pid_start = state::proc_stat(pid).map(|s| s.0).unwrap_or(0);
@@ -310,17 +347,28 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
                 Some((Tag::Hooks, _, _)) => {
                     let s = st.oci_json(Status::Creating);
                     crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &s)?;
-                    crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or_default(), &s)?;
-                    let body = serde_json::to_vec(&st.oci_json(Status::Created)).unwrap_or_default();
-                    send(sock, Tag::HooksDone, &body, None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
+                    crate::hooks::run_all(
+                        hooks.create_runtime().as_deref().unwrap_or_default(),
+                        &s,
+                    )?;
+                    let body =
+                        serde_json::to_vec(&st.oci_json(Status::Created)).unwrap_or_default();
+                    send(sock, Tag::HooksDone, &body, None)
+                        .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
                 }
                 Some((Tag::Pty, _, fd)) => pty = fd,
                 Some((Tag::Ready, _, _)) => return Ok(pty),
                 Some((Tag::Error, p, _)) => {
                     return Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned()))
                 }
-                Some((t, _, _)) => return Err(RuntimeError::Init(format!("sync: unexpected {t:?}"))),
-                None => return Err(RuntimeError::Init("container init exited before it was ready".into())),
+                Some((t, _, _)) => {
+                    return Err(RuntimeError::Init(format!("sync: unexpected {t:?}")))
+                }
+                None => {
+                    return Err(RuntimeError::Init(
+                        "container init exited before it was ready".into(),
+                    ))
+                }
             }
         }
     })();
@@ -372,7 +420,8 @@ struct InitArgs<'a> {
 fn stage1(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<()> {
     expect(sock, Tag::Go)?;
     if let Some(adj) = a.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io("write", "/proc/self/oom_score_adj"))?;
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(io("write", "/proc/self/oom_score_adj"))?;
     }
     a.plan.join_all()?;
     if !a.plan.new.is_empty() {
@@ -380,21 +429,34 @@ fn stage1(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<()> {
     }
     // Offsets are written before uid changes: /proc/self stays ours while we are still host root.
     if a.plan.is_new(LinuxNamespaceType::Time) {
-        if let Some(offs) = a.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) {
+        if let Some(offs) = a
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+        {
             let mut s = String::new();
             for (clock, o) in offs {
-                s.push_str(&format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)));
+                s.push_str(&format!(
+                    "{clock} {} {}\n",
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0)
+                ));
             }
-            std::fs::write("/proc/self/timens_offsets", s).map_err(io("write", "/proc/self/timens_offsets"))?;
+            std::fs::write("/proc/self/timens_offsets", s)
+                .map_err(io("write", "/proc/self/timens_offsets"))?;
         }
     }
     if a.plan.is_new(LinuxNamespaceType::User) {
-        send(sock, Tag::NeedMaps, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
+        send(sock, Tag::NeedMaps, &[], None)
+            .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
         expect(sock, Tag::MapsDone)?;
         let root_g = nix::unistd::Gid::from_raw(0);
         let root_u = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_g, root_g, root_g).map_err(sys("become root in the user namespace (gid 0 unmapped?)"))?;
-        nix::unistd::setresuid(root_u, root_u, root_u).map_err(sys("become root in the user namespace (uid 0 unmapped?)"))?;
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(sys("become root in the user namespace (gid 0 unmapped?)"))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(sys("become root in the user namespace (uid 0 unmapped?)"))?;
     }
     // SAFETY: single-threaded; the child runs our init code and never returns.
     match unsafe { nix::unistd::fork() }.map_err(sys("fork init"))? {
@@ -413,17 +475,26 @@ fn stage1(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<()> {
 /// Opens a new pty pair inside the current root; returns (master, slave, slave path).
 pub(crate) fn open_pty(size: Option<oci_spec::runtime::Box>) -> Result<(OwnedFd, OwnedFd, String)> {
     use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(sys("open /dev/ptmx"))?;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(sys("open /dev/ptmx"))?;
     nix::pty::grantpt(&master).map_err(sys("grantpt"))?;
     nix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
     // SAFETY: ptsname is not thread-safe; we are single-threaded here.
     let name = unsafe { nix::pty::ptsname(&master) }.map_err(sys("ptsname"))?;
-    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(sys(format!("open {name}")))?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("open {name}")))?;
     // SAFETY: fresh fd from open().
     let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
     // SAFETY: we take over the descriptor owned by PtyMaster, which forgets it.
-    let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
+    let master = unsafe {
+        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(
+            master,
+        ))
+    };
     if let Some(sz) = size {
         let ws = libc::winsize {
             ws_row: sz.height() as u16,
@@ -444,16 +515,26 @@ pub(crate) fn take_tty(slave: &OwnedFd) -> Result<()> {
     }
     // SAFETY: TIOCSCTTY on our own pty slave, after setsid.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
-        return Err(RuntimeError::Sys("set controlling tty".into(), nix::Error::last()));
+        return Err(RuntimeError::Sys(
+            "set controlling tty".into(),
+            nix::Error::last(),
+        ));
     }
     Ok(())
 }
 
 /// Hands a pty master to whoever waits for it: the console socket, or the runtime.
-pub(crate) fn hand_over_pty(sock: BorrowedFd<'_>, console: Option<i32>, master: &OwnedFd, name: &str) -> Result<()> {
+pub(crate) fn hand_over_pty(
+    sock: BorrowedFd<'_>,
+    console: Option<i32>,
+    master: &OwnedFd,
+    name: &str,
+) -> Result<()> {
     match console {
-        Some(c) => crate::sys::send_fd_named(c, name, master.as_raw_fd()).map_err(|e| RuntimeError::Init(format!("send pty to console socket: {e}"))),
-        None => send(sock, Tag::Pty, &[], Some(master.as_raw_fd())).map_err(|e| RuntimeError::Init(format!("sync: {e}"))),
+        Some(c) => crate::sys::send_fd_named(c, name, master.as_raw_fd())
+            .map_err(|e| RuntimeError::Init(format!("send pty to console socket: {e}"))),
+        None => send(sock, Tag::Pty, &[], Some(master.as_raw_fd()))
+            .map_err(|e| RuntimeError::Init(format!("sync: {e}"))),
     }
 }
 
@@ -465,7 +546,10 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
         // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) creates an anonymous keyring.
         let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
         if r < 0 && nix::Error::last() != nix::Error::ENOSYS {
-            return Err(RuntimeError::Sys("join session keyring".into(), nix::Error::last()));
+            return Err(RuntimeError::Sys(
+                "join session keyring".into(),
+                nix::Error::last(),
+            ));
         }
     }
     let has_mnt = a.plan.has(LinuxNamespaceType::Mount);
@@ -489,7 +573,10 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
         if let Some(d) = a.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             // SAFETY: setdomainname with a valid pointer and length.
             if unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) } != 0 {
-                return Err(RuntimeError::Sys(format!("setdomainname {d}"), nix::Error::last()));
+                return Err(RuntimeError::Sys(
+                    format!("setdomainname {d}"),
+                    nix::Error::last(),
+                ));
             }
         }
     }
@@ -499,13 +586,24 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
         let body = expect(sock, Tag::HooksDone)?;
         state_json = serde_json::from_slice(&body).unwrap_or_default();
         let hooks = a.spec.hooks().clone().unwrap_or_default();
-        crate::hooks::run_all(hooks.create_container().as_deref().unwrap_or_default(), &state_json)?;
+        crate::hooks::run_all(
+            hooks.create_container().as_deref().unwrap_or_default(),
+            &state_json,
+        )?;
     }
     // Keep a way to the fifo that survives pivot_root.
-    let fifo = nix::fcntl::open(a.fifo, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(sys(format!("open {}", a.fifo.display())))?;
-    let procfd = nix::fcntl::open("/proc/self/fd", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(sys("open /proc/self/fd"))?;
+    let fifo = nix::fcntl::open(
+        a.fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("open {}", a.fifo.display())))?;
+    let procfd = nix::fcntl::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("open /proc/self/fd"))?;
     match &root {
         Some(r) => crate::rootfs::enter(r, a.rootfs, a.no_pivot)?,
         None => {
@@ -535,7 +633,12 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
     drop(notify);
     send(sock, Tag::Ready, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
     // Block until `start` opens the other end.
-    let w = nix::fcntl::openat(Some(procfd), fifo.to_string().as_str(), nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+    let w = nix::fcntl::openat(
+        Some(procfd),
+        fifo.to_string().as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
     let w = match w {
         Ok(w) => w,
         Err(e) => {
@@ -552,7 +655,12 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
     let _ = nix::unistd::close(w);
     let _ = nix::unistd::close(fifo);
     let _ = nix::unistd::close(procfd);
-    if let Some(h) = a.spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
+    if let Some(h) = a
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
         if let Err(e) = crate::hooks::run_all(&h, &state_json) {
             eprintln!("berth-runc init: startContainer hook: {e}");
             // SAFETY: as above.
@@ -586,13 +694,20 @@ pub fn start(root: &Path, id: &str) -> Result<State> {
         });
     }
     let fifo = State::dir(root, id).join(EXEC_FIFO);
-    let f = nix::fcntl::open(&fifo, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(sys(format!("open {}", fifo.display())))?;
+    let f = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys(format!("open {}", fifo.display())))?;
     // SAFETY: fresh fd from open().
     let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(f) };
     let mut buf = [0u8; 1];
     loop {
-        let mut fds = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
         match nix::unistd::read(f.as_raw_fd(), &mut buf) {
             Ok(1) => break,
@@ -610,7 +725,12 @@ pub fn start(root: &Path, id: &str) -> Result<State> {
         }
     }
     let _ = std::fs::remove_file(&fifo);
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+    {
         crate::hooks::run_all_warn(&h, &st.oci_json(Status::Running), |e| {
             eprintln!("warning: poststart hook: {e}")
         });
@@ -674,17 +794,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         _ => {}
     }
     let cg = st.cgroup()?;
-    if status != Status::Stopped {
-        if state::pid_alive(st.pid, st.pid_start) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-        }
+    if status != Status::Stopped && state::pid_alive(st.pid, st.pid_start) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
     let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
     kill_all_and_wait(cg.as_ref(), Duration::from_secs(10));
     wait_gone(st.pid, st.pid_start, Duration::from_secs(10));
     cg.destroy()?;
     std::fs::remove_dir_all(State::dir(root, id)).map_err(io("remove", State::dir(root, id)))?;
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+    {
         crate::hooks::run_all_warn(&h, &st.oci_json(Status::Stopped), |e| {
             eprintln!("warning: poststop hook: {e}")
         });

@@ -52,9 +52,13 @@ fn forwarded() -> SigSet {
 pub fn prepare_foreground() -> Result<()> {
     // SAFETY: prctl with constant arguments.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(RuntimeError::Sys("set child subreaper".into(), nix::Error::last()));
+        return Err(RuntimeError::Sys(
+            "set child subreaper".into(),
+            nix::Error::last(),
+        ));
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None).map_err(sys("block signals"))
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None)
+        .map_err(sys("block signals"))
 }
 
 /// Runs a process in a running container.
@@ -75,13 +79,23 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
         ));
     }
     let linux = st.config.linux().clone().unwrap_or_default();
-    let prepared = crate::process::prepare(&opts.process, linux.seccomp().as_ref(), opts.preserve_fds)?;
-    let types: Vec<LinuxNamespaceType> = linux.namespaces().iter().flatten().map(|n| n.typ()).collect();
+    let prepared =
+        crate::process::prepare(&opts.process, linux.seccomp().as_ref(), opts.preserve_fds)?;
+    let types: Vec<LinuxNamespaceType> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .map(|n| n.typ())
+        .collect();
     let plan = Plan::of_pid(st.pid, &types)?;
     let rootdir = format!("/proc/{}/root", st.pid);
-    let rootfd: OwnedFd = std::fs::File::open(&rootdir).map_err(io("open", &rootdir))?.into();
+    let rootfd: OwnedFd = std::fs::File::open(&rootdir)
+        .map_err(io("open", &rootdir))?
+        .into();
     let console = match &opts.console_socket {
-        Some(p) => Some(std::os::unix::net::UnixStream::connect(p).map_err(io("connect console socket", p))?),
+        Some(p) => Some(
+            std::os::unix::net::UnixStream::connect(p).map_err(io("connect console socket", p))?,
+        ),
         None => None,
     };
     let cg = st.cgroup()?;
@@ -98,17 +112,26 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
             let r = (|| -> Result<()> {
                 crate::container::expect_go(sock)?;
                 if let Some(adj) = opts.process.oom_score_adj() {
-                    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(io("write", "/proc/self/oom_score_adj"))?;
+                    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+                        .map_err(io("write", "/proc/self/oom_score_adj"))?;
                 }
                 plan.join_all()?;
                 // SAFETY: single-threaded; the grandchild never returns.
                 match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
                     ForkResult::Child => {
-                        let r = exec_child(sock, &rootfd, terminal, console_fd, &opts.process, &prepared);
+                        let r = exec_child(
+                            sock,
+                            &rootfd,
+                            terminal,
+                            console_fd,
+                            &opts.process,
+                            &prepared,
+                        );
                         crate::container::exit_child(sock, r.map(|_| ()))
                     }
                     ForkResult::Parent { child } => {
-                        send(sock, Tag::Pid, &child.as_raw().to_le_bytes(), None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
+                        send(sock, Tag::Pid, &child.as_raw().to_le_bytes(), None)
+                            .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
                         Ok(())
                     }
                 }
@@ -129,17 +152,29 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
         loop {
             match recv(sock).map_err(|e| RuntimeError::Init(format!("sync: {e}")))? {
                 Some((Tag::Pid, p, _)) => {
-                    pid = i32::from_le_bytes(p.get(..4).and_then(|b| b.try_into().ok()).unwrap_or_default());
+                    pid = i32::from_le_bytes(
+                        p.get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default(),
+                    );
                     let _ = waitpid(x, None);
                     reaped = true;
                 }
                 Some((Tag::Pty, _, fd)) => pty = fd,
                 Some((Tag::Ready, _, _)) => ready = true,
-                Some((Tag::Error, p, _)) => return Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned())),
-                Some((t, _, _)) => return Err(RuntimeError::Init(format!("sync: unexpected {t:?}"))),
+                Some((Tag::Error, p, _)) => {
+                    return Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned()))
+                }
+                Some((t, _, _)) => {
+                    return Err(RuntimeError::Init(format!("sync: unexpected {t:?}")))
+                }
                 // The process exec'd (its end of the socket closed on exec).
                 None if ready => return Ok(pty),
-                None => return Err(RuntimeError::Init("exec process exited before it was ready".into())),
+                None => {
+                    return Err(RuntimeError::Init(
+                        "exec process exited before it was ready".into(),
+                    ))
+                }
             }
         }
     })();
@@ -196,8 +231,9 @@ fn exec_child(
 /// pty if one is given. Returns the exit code the way a shell reports it.
 pub fn wait_foreground(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
     let mask = forwarded();
-    let sfd = nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
-        .map_err(sys("signalfd"))?;
+    let sfd =
+        nix::sys::signalfd::SignalFd::with_flags(&mask, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+            .map_err(sys("signalfd"))?;
     let stdin = std::io::stdin();
     let raw = match &pty {
         Some(m) => {
@@ -213,18 +249,30 @@ pub fn wait_foreground(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
         if let Some(code) = reap(pid)? {
             break code;
         }
-        let mut fds = vec![nix::poll::PollFd::new(sfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = vec![nix::poll::PollFd::new(
+            sfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         if let Some(m) = &pty {
-            fds.push(nix::poll::PollFd::new(m.as_fd(), nix::poll::PollFlags::POLLIN));
+            fds.push(nix::poll::PollFd::new(
+                m.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            ));
             if stdin_open {
-                fds.push(nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN));
+                fds.push(nix::poll::PollFd::new(
+                    stdin.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                ));
             }
         }
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(RuntimeError::Sys("poll".into(), e)),
         }
-        let rev: Vec<_> = fds.iter().map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty())).collect();
+        let rev: Vec<_> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
+            .collect();
         if !rev[0].is_empty() {
             if let Ok(Some(si)) = sfd.read_signal() {
                 let sig = Signal::try_from(si.ssi_signo as i32).ok();
@@ -262,7 +310,10 @@ pub fn wait_foreground(pid: i32, pty: Option<OwnedFd>) -> Result<i32> {
     };
     if let Some(m) = &pty {
         // Drain what the process wrote before it exited.
-        let _ = nix::fcntl::fcntl(m.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        let _ = nix::fcntl::fcntl(
+            m.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
         while let Ok(n) = nix::unistd::read(m.as_raw_fd(), &mut buf) {
             if n == 0 {
                 break;
@@ -278,12 +329,18 @@ fn reap(pid: i32) -> Result<Option<i32>> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return Ok(Some(c)),
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return Ok(Some(128 + s as i32)),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
+                return Ok(Some(128 + s as i32))
+            }
             Ok(WaitStatus::StillAlive) => return Ok(None),
             Ok(_) => continue,
             Err(nix::Error::ECHILD) => {
                 // Not our child (should not happen with the subreaper set): poll /proc.
-                return Ok(if std::path::Path::new(&format!("/proc/{pid}")).exists() { None } else { Some(0) });
+                return Ok(if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    None
+                } else {
+                    Some(0)
+                });
             }
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(RuntimeError::Sys("waitpid".into(), e)),
@@ -304,7 +361,12 @@ fn write_all(fd: i32, mut data: &[u8]) {
 }
 
 fn copy_winsize(master: &OwnedFd) {
-    let mut ws: libc::winsize = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws: libc::winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize struct.
     unsafe {
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
@@ -325,7 +387,10 @@ impl RawTerm {
         let mut raw = saved.clone();
         nix::sys::termios::cfmakeraw(&mut raw);
         nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
-        Some(RawTerm { fd: fd.as_raw_fd(), saved })
+        Some(RawTerm {
+            fd: fd.as_raw_fd(),
+            saved,
+        })
     }
 }
 

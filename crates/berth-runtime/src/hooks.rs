@@ -19,7 +19,11 @@ pub fn run_all(hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
 }
 
 /// Runs hooks in order, reporting failures to `warn` and carrying on (poststart, poststop).
-pub fn run_all_warn(hooks: &[Hook], state: &serde_json::Value, mut warn: impl FnMut(&RuntimeError)) {
+pub fn run_all_warn(
+    hooks: &[Hook],
+    state: &serde_json::Value,
+    mut warn: impl FnMut(&RuntimeError),
+) {
     let input = serde_json::to_vec(state).unwrap_or_default();
     for h in hooks {
         if let Err(e) = run(h, &input) {
@@ -45,13 +49,17 @@ fn run(h: &Hook, input: &[u8]) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|e| err(format!("start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(input);
     }
-    let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    let deadline = h
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
     let mut sleep = Duration::from_micros(200);
     loop {
         match child.try_wait() {

@@ -3,7 +3,6 @@
 //! Synchronous by design: no async runtime, few allocations, one fork per container init.
 
 pub mod capabilities;
-pub mod seccomp;
 pub mod config;
 pub mod container;
 pub mod error;
@@ -12,6 +11,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod state;
 pub mod sys;
 

@@ -67,7 +67,11 @@ impl Plan {
 
     pub fn from_spec(spec: &Spec) -> Result<Plan> {
         let mut plan = Plan::empty();
-        let nss = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+        let nss = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
         for t in ORDER {
             if let Some(ns) = nss.iter().find(|n| n.typ() == t) {
                 plan.types.push(t);
@@ -120,7 +124,8 @@ impl Plan {
     /// setns() into every joined namespace, in order.
     pub fn join_all(&self) -> Result<()> {
         for (t, fd) in &self.join {
-            nix::sched::setns(fd.as_fd(), flag(*t)).map_err(sys(format!("join {} namespace", proc_name(*t))))?;
+            nix::sched::setns(fd.as_fd(), flag(*t))
+                .map_err(sys(format!("join {} namespace", proc_name(*t))))?;
         }
         Ok(())
     }

@@ -56,7 +56,10 @@ pub fn prepare(
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
-    let envp = env.iter().map(|e| cs(e, "process.env")).collect::<Result<Vec<_>>>()?;
+    let envp = env
+        .iter()
+        .map(|e| cs(e, "process.env"))
+        .collect::<Result<Vec<_>>>()?;
     let caps = match p.capabilities() {
         Some(c) => Some(crate::capabilities::from_spec(c)?),
         None => None,
@@ -64,7 +67,10 @@ pub fn prepare(
     let (ctx, listener) = match seccomp {
         Some(s) => {
             let listener = s.listener_path().as_ref().map(|lp| {
-                (lp.clone(), s.listener_metadata().clone().unwrap_or_default())
+                (
+                    lp.clone(),
+                    s.listener_metadata().clone().unwrap_or_default(),
+                )
             });
             (Some(crate::seccomp::build(s)?), listener)
         }
@@ -103,7 +109,8 @@ impl Prepared {
     pub fn resolve_exe(&self) -> Result<CString> {
         let arg0 = self.argv[0].to_string_lossy().into_owned();
         let check = |p: &Path| -> std::result::Result<(), String> {
-            let meta = std::fs::metadata(p).map_err(|e| format!("stat {}: {}", p.display(), strip_os(&e)))?;
+            let meta = std::fs::metadata(p)
+                .map_err(|e| format!("stat {}: {}", p.display(), strip_os(&e)))?;
             if meta.is_dir() {
                 return Err(format!("{} is a directory", p.display()));
             }
@@ -141,13 +148,19 @@ impl Prepared {
             };
             // SAFETY: setrlimit with a valid struct.
             if unsafe { libc::setrlimit(*res, &lim) } != 0 {
-                return Err(RuntimeError::Sys(format!("setrlimit {res}"), nix::Error::last()));
+                return Err(RuntimeError::Sys(
+                    format!("setrlimit {res}"),
+                    nix::Error::last(),
+                ));
             }
         }
         if self.nnp {
             // SAFETY: prctl with constant arguments.
             if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(RuntimeError::Sys("set no_new_privs".into(), nix::Error::last()));
+                return Err(RuntimeError::Sys(
+                    "set no_new_privs".into(),
+                    nix::Error::last(),
+                ));
             }
         }
         let mut notify = None;
@@ -161,7 +174,11 @@ impl Prepared {
         }
         // SAFETY: prctl with constant arguments.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-        let groups: Vec<Gid> = self.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
+        let groups: Vec<Gid> = self
+            .additional_gids
+            .iter()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
         match nix::unistd::setgroups(&groups) {
             Ok(()) => {}
             // setgroups is denied in a user namespace with setgroups=deny.
@@ -177,7 +194,8 @@ impl Prepared {
         if let Some(c) = &self.caps {
             crate::capabilities::apply_process_sets(c)?;
         }
-        nix::unistd::chdir(&self.cwd).map_err(sys(format!("chdir to cwd {}", self.cwd.display())))?;
+        nix::unistd::chdir(&self.cwd)
+            .map_err(sys(format!("chdir to cwd {}", self.cwd.display())))?;
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(self.umask.unwrap_or(0o022) as libc::mode_t) };
         Ok(notify)
@@ -211,7 +229,7 @@ fn strip_os(e: &std::io::Error) -> String {
 
 /// Restores default signal dispositions and an empty mask (Rust ignores SIGPIPE at start).
 pub fn reset_signals() {
-    use nix::sys::signal::{sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
     for s in Signal::iterator() {
         if s == Signal::SIGKILL || s == Signal::SIGSTOP {
             continue;

@@ -71,7 +71,11 @@ pub fn parse_options(opts: &[String]) -> Result<MountOptions> {
                     "slave" => MsFlags::MS_SLAVE,
                     _ => MsFlags::MS_UNBINDABLE,
                 };
-                let f = if rec && opt != "unbindable" { base | MsFlags::MS_REC } else { base };
+                let f = if rec && opt != "unbindable" {
+                    base | MsFlags::MS_REC
+                } else {
+                    base
+                };
                 o.propagation.push(f);
                 continue;
             }
@@ -112,14 +116,21 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<OwnedFd> {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => {
             let o = parse_options(&[p.to_string()])?;
-            o.propagation.first().copied().ok_or_else(|| RuntimeError::Field {
-                field: "linux.rootfsPropagation".into(),
-                msg: format!("unknown propagation {p:?}"),
-            })?
+            o.propagation
+                .first()
+                .copied()
+                .ok_or_else(|| RuntimeError::Field {
+                    field: "linux.rootfsPropagation".into(),
+                    msg: format!("unknown propagation {p:?}"),
+                })?
         }
     };
     // Keep our mounts from leaking to the host (and vice versa unless shared was asked for).
-    let first = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
+    let first = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop
+    };
     mount(None::<&str>, "/", None::<&str>, first, None::<&str>).map_err(sys("make / private"))?;
     mount(
         Some(ctx.rootfs),
@@ -142,7 +153,12 @@ pub fn prepare(ctx: &RootfsContext<'_>) -> Result<OwnedFd> {
     let mut dev_bound = false;
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
         if m.destination() == Path::new("/dev") {
-            if m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind") {
+            if m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind")
+            {
                 dev_bound = true;
             } else {
                 dev_is_tmpfs = true;
@@ -204,7 +220,11 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &OwnedFd, m: &Mount) -> Result<()> {
                 None::<&str>,
                 tp.as_str(),
                 None::<&str>,
-                extra | locked | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (opts.flags & MsFlags::MS_REC),
+                extra
+                    | locked
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | (opts.flags & MsFlags::MS_REC),
                 None::<&str>,
             )
             .map_err(sys(format!("remount {} with options", dest.display())))?;
@@ -221,19 +241,38 @@ fn mount_one(ctx: &RootfsContext<'_>, root: &OwnedFd, m: &Mount) -> Result<()> {
         tp.as_str(),
         Some(typ.as_str()),
         flags,
-        if data.is_empty() { None } else { Some(data.as_str()) },
+        if data.is_empty() {
+            None
+        } else {
+            Some(data.as_str())
+        },
     );
     match res {
         Ok(()) => {}
         // In a user namespace devpts can only use mapped gids; sysfs needs a netns we own.
         Err(nix::Error::EINVAL) if typ == "devpts" && data.contains("gid=") => {
-            let d: Vec<&str> = opts.data.iter().map(|s| s.as_str()).filter(|s| !s.starts_with("gid=")).collect();
+            let d: Vec<&str> = opts
+                .data
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !s.starts_with("gid="))
+                .collect();
             let d = d.join(",");
-            mount(Some(&src), tp.as_str(), Some("devpts"), flags, Some(d.as_str()))
-                .map_err(sys(format!("mount devpts on {}", dest.display())))?;
+            mount(
+                Some(&src),
+                tp.as_str(),
+                Some("devpts"),
+                flags,
+                Some(d.as_str()),
+            )
+            .map_err(sys(format!("mount devpts on {}", dest.display())))?;
         }
         Err(nix::Error::EPERM) if ctx.in_userns && (typ == "sysfs" || typ == "mqueue") => {
-            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
             mount(
                 Some(host),
                 tp.as_str(),
@@ -257,8 +296,14 @@ fn apply_propagation(root: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result
     for p in &opts.propagation {
         let target = open_in_root(root.as_fd(), dest, libc::O_PATH, 0)
             .map_err(|e| RuntimeError::Init(format!("reopen {}: {e}", dest.display())))?;
-        mount(None::<&str>, fd_path(&target).as_str(), None::<&str>, *p, None::<&str>)
-            .map_err(sys(format!("set propagation on {}", dest.display())))?;
+        mount(
+            None::<&str>,
+            fd_path(&target).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(sys(format!("set propagation on {}", dest.display())))?;
     }
     Ok(())
 }
@@ -286,26 +331,50 @@ fn locked_flags(path: &str) -> MsFlags {
 }
 
 /// A "cgroup" mount: the container's own cgroups, read-only by default.
-fn mount_cgroup(ctx: &RootfsContext<'_>, root: &OwnedFd, m: &Mount, opts: &MountOptions) -> Result<()> {
+fn mount_cgroup(
+    ctx: &RootfsContext<'_>,
+    root: &OwnedFd,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<()> {
     let dest = m.destination();
-    let base = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let base = opts.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let ro = opts.flags & MsFlags::MS_RDONLY;
     let target = mkdir_all_in_root(root.as_fd(), dest, 0o755)
         .map_err(|e| RuntimeError::Init(format!("mount destination {}: {e}", dest.display())))?;
     if ctx.cgroup_mode == berth_cgroups::CgroupMode::V2 {
         let tp = fd_path(&target);
         if ctx.cgroupns {
-            mount(Some("cgroup2"), tp.as_str(), Some("cgroup2"), base | ro, None::<&str>)
-                .map_err(sys(format!("mount cgroup2 on {}", dest.display())))?;
+            mount(
+                Some("cgroup2"),
+                tp.as_str(),
+                Some("cgroup2"),
+                base | ro,
+                None::<&str>,
+            )
+            .map_err(sys(format!("mount cgroup2 on {}", dest.display())))?;
         } else if let Some(p) = ctx.cgroup_paths.values().next() {
-            mount(Some(p), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(sys(format!("bind cgroup on {}", dest.display())))?;
+            mount(
+                Some(p),
+                tp.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys(format!("bind cgroup on {}", dest.display())))?;
             if !ro.is_empty() {
                 let t = open_in_root(root.as_fd(), dest, libc::O_PATH, 0)
                     .map_err(|e| RuntimeError::Init(format!("reopen {}: {e}", dest.display())))?;
                 let tp = fd_path(&t);
-                mount(None::<&str>, tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&tp), None::<&str>)
-                    .map_err(sys(format!("remount cgroup {} ro", dest.display())))?;
+                mount(
+                    None::<&str>,
+                    tp.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&tp),
+                    None::<&str>,
+                )
+                .map_err(sys(format!("remount cgroup {} ro", dest.display())))?;
             }
         }
         return Ok(());
@@ -331,17 +400,47 @@ fn mount_cgroup(ctx: &RootfsContext<'_>, root: &OwnedFd, m: &Mount, opts: &Mount
         let tp = fd_path(&t);
         let r = if ctx.cgroupns {
             if sub == "unified" {
-                mount(Some("cgroup2"), tp.as_str(), Some("cgroup2"), base | ro, None::<&str>)
+                mount(
+                    Some("cgroup2"),
+                    tp.as_str(),
+                    Some("cgroup2"),
+                    base | ro,
+                    None::<&str>,
+                )
             } else {
-                let o = if name.starts_with("name=") { format!("none,{name}") } else { name.clone() };
-                mount(Some("cgroup"), tp.as_str(), Some("cgroup"), base | ro, Some(o.as_str()))
+                let o = if name.starts_with("name=") {
+                    format!("none,{name}")
+                } else {
+                    name.clone()
+                };
+                mount(
+                    Some("cgroup"),
+                    tp.as_str(),
+                    Some("cgroup"),
+                    base | ro,
+                    Some(o.as_str()),
+                )
             }
         } else {
-            mount(Some(hostdir), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).and_then(|_| {
+            mount(
+                Some(hostdir),
+                tp.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .and_then(|_| {
                 // Reopen: the old fd points under the new mount, not at it.
-                let t = open_in_root(root.as_fd(), &d, libc::O_PATH, 0).map_err(|_| nix::Error::ENOENT)?;
+                let t = open_in_root(root.as_fd(), &d, libc::O_PATH, 0)
+                    .map_err(|_| nix::Error::ENOENT)?;
                 let tp = fd_path(&t);
-                mount(None::<&str>, tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&tp), None::<&str>)
+                mount(
+                    None::<&str>,
+                    tp.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro | locked_flags(&tp),
+                    None::<&str>,
+                )
             })
         };
         r.map_err(sys(format!("mount cgroup {name} on {}", d.display())))?;
@@ -372,18 +471,25 @@ struct Dev {
 }
 
 fn default_devices() -> Vec<Dev> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .iter()
-        .map(|(n, ma, mi)| Dev {
-            path: PathBuf::from("/dev").join(n),
-            kind: libc::S_IFCHR,
-            major: *ma,
-            minor: *mi,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .iter()
+    .map(|(n, ma, mi)| Dev {
+        path: PathBuf::from("/dev").join(n),
+        kind: libc::S_IFCHR,
+        major: *ma,
+        minor: *mi,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 fn spec_device(d: &LinuxDevice) -> Result<Dev> {
@@ -416,7 +522,11 @@ fn spec_device(d: &LinuxDevice) -> Result<Dev> {
 }
 
 fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -> Result<()> {
-    let mut devs = if dev_is_tmpfs { default_devices() } else { vec![] };
+    let mut devs = if dev_is_tmpfs {
+        default_devices()
+    } else {
+        vec![]
+    };
     if let Some(l) = ctx.spec.linux() {
         for d in l.devices().iter().flatten() {
             let d = spec_device(d)?;
@@ -426,7 +536,10 @@ fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -
     }
     for d in &devs {
         let parent = d.path.parent().unwrap_or(Path::new("/dev"));
-        let name = d.path.file_name().ok_or_else(|| RuntimeError::Init(format!("bad device path {}", d.path.display())))?;
+        let name = d
+            .path
+            .file_name()
+            .ok_or_else(|| RuntimeError::Init(format!("bad device path {}", d.path.display())))?;
         let dir = mkdir_all_in_root(root.as_fd(), parent, 0o755)
             .map_err(|e| RuntimeError::Init(format!("create {}: {e}", parent.display())))?;
         let cname = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name))
@@ -435,8 +548,14 @@ fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -
             // mknod is not allowed in a user namespace: bind the host's node instead.
             let f = ensure_file_in_root(root.as_fd(), &d.path)
                 .map_err(|e| RuntimeError::Init(format!("create {}: {e}", d.path.display())))?;
-            mount(Some(&d.path), fd_path(&f).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(sys(format!("bind device {}", d.path.display())))?;
+            mount(
+                Some(&d.path),
+                fd_path(&f).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys(format!("bind device {}", d.path.display())))?;
             continue;
         }
         // SAFETY: unlinkat/mknodat/fchownat on a directory fd we own, with a NUL-terminated name.
@@ -464,13 +583,30 @@ fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -
             ));
         }
         // SAFETY: as above.
-        if unsafe { libc::fchownat(dirfd.as_raw_fd(), cname.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            return Err(RuntimeError::Sys(format!("chown {}", d.path.display()), nix::Error::last()));
+        if unsafe {
+            libc::fchownat(
+                dirfd.as_raw_fd(),
+                cname.as_ptr(),
+                d.uid,
+                d.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } != 0
+        {
+            return Err(RuntimeError::Sys(
+                format!("chown {}", d.path.display()),
+                nix::Error::last(),
+            ));
         }
     }
     if dev_is_tmpfs {
-        let dev = open_in_root(root.as_fd(), Path::new("/dev"), libc::O_DIRECTORY | libc::O_RDONLY, 0)
-            .map_err(|e| RuntimeError::Init(format!("open /dev: {e}")))?;
+        let dev = open_in_root(
+            root.as_fd(),
+            Path::new("/dev"),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+        )
+        .map_err(|e| RuntimeError::Init(format!("open /dev: {e}")))?;
         let mut links = vec![
             ("/proc/self/fd", "fd"),
             ("/proc/self/fd/0", "stdin"),
@@ -488,7 +624,10 @@ fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -
             unsafe {
                 libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0);
                 if libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) != 0 {
-                    return Err(RuntimeError::Sys(format!("symlink /dev/{name}"), nix::Error::last()));
+                    return Err(RuntimeError::Sys(
+                        format!("symlink /dev/{name}"),
+                        nix::Error::last(),
+                    ));
                 }
             }
         }
@@ -500,22 +639,40 @@ fn create_devices(ctx: &RootfsContext<'_>, root: &OwnedFd, dev_is_tmpfs: bool) -
 pub fn bind_console(root: &OwnedFd, slave_path: &str) -> Result<()> {
     let f = ensure_file_in_root(root.as_fd(), Path::new("/dev/console"))
         .map_err(|e| RuntimeError::Init(format!("create /dev/console: {e}")))?;
-    mount(Some(slave_path), fd_path(&f).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(sys("bind /dev/console"))
+    mount(
+        Some(slave_path),
+        fd_path(&f).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(sys("bind /dev/console"))
 }
 
 /// Step two: switch to the new root with pivot_root (or MS_MOVE + chroot with `no_pivot`).
 pub fn enter(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::fchdir(root.as_raw_fd()).map_err(sys("chdir to rootfs"))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(sys("move rootfs to /"))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(sys("move rootfs to /"))?;
         nix::unistd::chroot(".").map_err(sys("chroot"))?;
     } else {
         nix::unistd::pivot_root(".", ".").map_err(sys("pivot_root"))?;
         // The old root is now stacked under "."; detach it without telling the host.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .map_err(sys("make old root slave"))?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("make old root slave"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(sys("unmount old root"))?;
     }
     nix::unistd::chdir("/").map_err(sys("chdir /"))?;
@@ -535,8 +692,18 @@ pub fn finish(spec: &Spec) -> Result<()> {
             })?;
         }
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
-        match mount(Some(p.as_str()), p.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        match mount(
+            Some(p.as_str()),
+            p.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
             Ok(()) => {}
             Err(nix::Error::ENOENT) => continue,
             Err(e) => return Err(RuntimeError::Sys(format!("bind readonly path {p}"), e)),
@@ -551,19 +718,40 @@ pub fn finish(spec: &Spec) -> Result<()> {
         )
         .map_err(sys(format!("remount readonly path {p}")))?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(_) => continue,
         };
         let r = if meta.is_dir() {
-            mount(Some("tmpfs"), p.as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            mount(
+                Some("tmpfs"),
+                p.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
         } else {
-            mount(Some("/dev/null"), p.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some("/dev/null"),
+                p.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         r.map_err(sys(format!("mask {p}")))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         let locked = locked_flags("/");
         mount(
             None::<&str>,
@@ -574,10 +762,14 @@ pub fn finish(spec: &Spec) -> Result<()> {
         )
         .map_err(sys("remount / readonly"))?;
     }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()).filter(|p| !p.is_empty()) {
+    if let Some(p) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+    {
         let o = parse_options(&[p.to_string()])?;
         for f in o.propagation {
-            mount(None::<&str>, "/", None::<&str>, f, None::<&str>).map_err(sys("set rootfs propagation"))?;
+            mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+                .map_err(sys("set rootfs propagation"))?;
         }
     }
     Ok(())
@@ -593,8 +785,19 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = parse_options(&s(&["nosuid", "noexec", "nodev", "ro", "mode=755", "size=65536k"])).unwrap();
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY);
+        let o = parse_options(&s(&[
+            "nosuid",
+            "noexec",
+            "nodev",
+            "ro",
+            "mode=755",
+            "size=65536k",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY
+        );
         assert_eq!(o.data, s(&["mode=755", "size=65536k"]));
         let o = parse_options(&s(&["rbind", "rprivate", "ro", "rw"])).unwrap();
         assert!(o.bind);
@@ -603,7 +806,11 @@ mod tests {
         let o = parse_options(&s(&["shared", "rslave", "unbindable"])).unwrap();
         assert_eq!(
             o.propagation,
-            vec![MsFlags::MS_SHARED, MsFlags::MS_SLAVE | MsFlags::MS_REC, MsFlags::MS_UNBINDABLE]
+            vec![
+                MsFlags::MS_SHARED,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                MsFlags::MS_UNBINDABLE
+            ]
         );
         assert!(parse_options(&s(&["idmap"])).is_err());
     }
@@ -615,7 +822,8 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", root.join("up")).unwrap();
         let rfd: OwnedFd = std::fs::File::open(root).unwrap().into();
-        let d = mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/berth-made-this"), 0o755).unwrap();
+        let d =
+            mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/berth-made-this"), 0o755).unwrap();
         drop(d);
         assert!(root.join("berth-made-this").is_dir());
         assert!(!Path::new("/berth-made-this").exists());

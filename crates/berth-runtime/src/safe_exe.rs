@@ -38,7 +38,12 @@ pub fn ensure() -> Result<()> {
     if is_protected() {
         return Ok(());
     }
-    let err = |what: &str| RuntimeError::Sys(format!("protect runtime binary: {what}"), nix::Error::last());
+    let err = |what: &str| {
+        RuntimeError::Sys(
+            format!("protect runtime binary: {what}"),
+            nix::Error::last(),
+        )
+    };
     let path = CString::new("/proc/self/exe").unwrap_or_default();
     // SAFETY: open_tree with a valid path; returns a new fd or -1.
     let fd = unsafe {

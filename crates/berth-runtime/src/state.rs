@@ -61,7 +61,10 @@ pub fn validate_id(id: &str) -> Result<()> {
         return Err(RuntimeError::InvalidId(id.into(), "must not be . or .."));
     }
     if id.contains('/') {
-        return Err(RuntimeError::InvalidId(id.into(), "must not contain a slash"));
+        return Err(RuntimeError::InvalidId(
+            id.into(),
+            "must not contain a slash",
+        ));
     }
     if !id
         .chars()
@@ -157,7 +160,11 @@ impl State {
         OciState {
             oci_version: "1.2.0".into(),
             id: self.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: status.to_string(),
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
@@ -197,7 +204,11 @@ pub fn parse_mode(s: &str) -> Result<berth_cgroups::CgroupMode> {
         "v1" => berth_cgroups::CgroupMode::V1,
         "hybrid" => berth_cgroups::CgroupMode::Hybrid,
         "v2" => berth_cgroups::CgroupMode::V2,
-        other => return Err(RuntimeError::Other(format!("unknown cgroup mode {other:?} in state"))),
+        other => {
+            return Err(RuntimeError::Other(format!(
+                "unknown cgroup mode {other:?} in state"
+            )))
+        }
     })
 }
 
@@ -289,7 +300,10 @@ mod tests {
             format_rfc3339(1_700_000_000, 5),
             "2023-11-14T22:13:20.000000005Z"
         );
-        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     #[test]

@@ -22,13 +22,26 @@ struct OpenHow {
 
 /// openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): every symlink and `..`
 /// is resolved as if `dirfd` were `/`, so the result can never be outside it.
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let c = cstr(rel.as_os_str())?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 { mode as u64 } else { 0 },
+        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+            mode as u64
+        } else {
+            0
+        },
         resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     };
     loop {
@@ -85,7 +98,12 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Re
                 let mut buf = vec![0u8; libc::PATH_MAX as usize];
                 // SAFETY: readlinkat into a buffer of the given size on a directory fd we own.
                 let n = unsafe {
-                    libc::readlinkat(cur.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len())
+                    libc::readlinkat(
+                        cur.as_raw_fd(),
+                        c.as_ptr(),
+                        buf.as_mut_ptr() as *mut libc::c_char,
+                        buf.len(),
+                    )
                 };
                 if n > 0 {
                     // A dangling symlink: continue the walk at its target, inside the root.
@@ -212,8 +230,11 @@ pub fn send(sock: BorrowedFd<'_>, tag: Tag, payload: &[u8], fd: Option<RawFd>) -
     Ok(())
 }
 
+/// One received message: its tag, payload and the fd it carried, if any.
+pub type Message = (Tag, Vec<u8>, Option<OwnedFd>);
+
 /// Receives one message; `None` at end of stream (the peer exited or exec'd).
-pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Option<(Tag, Vec<u8>, Option<OwnedFd>)>> {
+pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Option<Message>> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut cbuf = nix::cmsg_space!([RawFd; 1]);
     loop {
@@ -255,14 +276,27 @@ pub fn recv(sock: BorrowedFd<'_>) -> io::Result<Option<(Tag, Vec<u8>, Option<Own
 pub fn send_fd_named(sock: RawFd, name: &str, fd: RawFd) -> io::Result<()> {
     let iov = [io::IoSlice::new(name.as_bytes())];
     let fds = [fd];
-    socket::sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+    socket::sendmsg::<()>(
+        sock,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
     Ok(())
 }
 
 /// Marks every fd from `from` upward close-on-exec.
 pub fn cloexec_from(from: u32) {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fd table.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         // Older kernels: walk /proc/self/fd.
         if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
@@ -282,5 +316,8 @@ pub fn cloexec_from(from: u32) {
 
 /// Reads the current process's real uid and gid.
 pub fn ids() -> (u32, u32) {
-    (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+    (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    )
 }
