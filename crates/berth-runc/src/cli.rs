@@ -33,10 +33,10 @@ struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Path to criu (accepted for compatibility)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     criu: Option<String>,
-    /// Rootless mode: true, false or auto (accepted for compatibility)
-    #[arg(long, global = true, hide = true)]
+    /// Rootless mode: true, false or auto (accepted for compatibility; before the command)
+    #[arg(long = "rootless", id = "global_rootless", hide = true)]
     rootless: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,

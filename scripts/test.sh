@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Second command of the README: installs missing Debian packages
+# (scripts/deps.sh) and runs every test of the workspace, including the
+# real-container tests that need root (debug build: it compiles much faster
+# than the LTO release build and the tests assert behaviour, not speed).
+#
+# usage: sudo scripts/test.sh [extra cargo test args...]
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_root "the test suite"
+bash "$repo/scripts/deps.sh"
+
+cd "$repo"
+cargo test --workspace "$@" -- --test-threads=2
