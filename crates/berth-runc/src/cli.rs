@@ -249,16 +249,45 @@ pub fn main() -> i32 {
         return 1;
     }
     log.log("debug", &format!("command: {:?}", cli.cmd));
-    match run(&cli) {
+    let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
             log.log("error", &e);
             1
         }
+    };
+    if log.debug {
+        log.log(
+            "debug",
+            &format!(
+                "peak rss KiB: self {}, children {}",
+                maxrss(libc::RUSAGE_SELF),
+                maxrss(libc::RUSAGE_CHILDREN)
+            ),
+        );
+        if let Ok(maps) = std::fs::read_to_string("/proc/self/smaps") {
+            let mut cur = String::new();
+            for l in maps.lines() {
+                if l.starts_with(|c: char| c.is_ascii_hexdigit()) && l.contains('-') {
+                    cur = l.to_string();
+                } else if let Some(v) = l.strip_prefix("Rss:") {
+                    log.log("debug", &format!("rss {} {cur}", v.trim()));
+                }
+            }
+        }
     }
+    code
 }
 
 type R = Result<i32, String>;
+
+fn maxrss(who: libc::c_int) -> i64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(who, &mut ru) };
+    ru.ru_maxrss
+}
 
 /// Prints a line to stdout; false when stdout is gone (a closed pipe is not an error).
 fn out(line: &str) -> bool {

@@ -19,6 +19,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 
 /// Parses config.json bytes; the error names the JSON path of the offending field.
 pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
+    // The plain parser is the fast path; only a failure pays for tracking the field path.
+    if let Ok(spec) = serde_json::from_slice(data) {
+        return Ok(spec);
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -652,7 +652,8 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
         unsafe { BorrowedFd::borrow_raw(w) },
         b"0",
     );
-    let _ = nix::unistd::close(w);
+    // The write end stays open (close-on-exec) until execve, so `start` can wait for the
+    // startContainer hooks and the exec before it runs poststart.
     let _ = nix::unistd::close(fifo);
     let _ = nix::unistd::close(procfd);
     if let Some(h) = a
@@ -667,6 +668,11 @@ fn stage2(sock: BorrowedFd<'_>, a: &InitArgs<'_>) -> Result<std::convert::Infall
             unsafe { libc::_exit(1) }
         }
     }
+    let _ = nix::unistd::write(
+        // SAFETY: w is still open; it closes on exec.
+        unsafe { BorrowedFd::borrow_raw(w) },
+        b"1",
+    );
     let Err(e) = a.prepared.exec(&exe);
     eprintln!("berth-runc init: {e}");
     // SAFETY: as above.
@@ -724,7 +730,35 @@ pub fn start(root: &Path, id: &str) -> Result<State> {
             Err(e) => return Err(RuntimeError::Sys(format!("read {}", fifo.display()), e)),
         }
     }
+    // Wait for the init to exec: it writes "1" just before execve and the fifo closes with
+    // it; without the "1" it died first (a startContainer hook failed).
+    let mut execed = false;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+        match nix::unistd::read(f.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(_) => execed |= buf[0] == b'1',
+            Err(nix::Error::EAGAIN) => {
+                if !state::pid_alive(st.pid, st.pid_start) {
+                    break;
+                }
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(RuntimeError::Sys(format!("read {}", fifo.display()), e)),
+        }
+    }
     let _ = std::fs::remove_file(&fifo);
+    if !execed {
+        return Err(RuntimeError::State {
+            id: id.into(),
+            status: "stopped".into(),
+            msg: "container init exited before exec (a startContainer hook failed)".into(),
+        });
+    }
     if let Some(h) = st
         .config
         .hooks()
