@@ -265,16 +265,6 @@ pub fn main() -> i32 {
                 maxrss(libc::RUSAGE_CHILDREN)
             ),
         );
-        if let Ok(maps) = std::fs::read_to_string("/proc/self/smaps") {
-            let mut cur = String::new();
-            for l in maps.lines() {
-                if l.starts_with(|c: char| c.is_ascii_hexdigit()) && l.contains('-') {
-                    cur = l.to_string();
-                } else if let Some(v) = l.strip_prefix("Rss:") {
-                    log.log("debug", &format!("rss {} {cur}", v.trim()));
-                }
-            }
-        }
     }
     code
 }
