@@ -11,7 +11,8 @@ packages=(
 	build-essential pkg-config libseccomp-dev # building (libseccomp crate)
 	busybox-static                            # test and bench root filesystems
 	runc crun                                 # peers for the runc contract and the benchmark
-	docker.io containerd                      # dockerd --add-runtime integration
+	docker.io containerd                      # dockerd --add-runtime integration, image interop
+	skopeo umoci debootstrap                  # image format interop, Debian base images
 	hyperfine time                            # bench/
 	iproute2 python3                          # tests and scripts
 )
