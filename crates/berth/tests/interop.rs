@@ -1,0 +1,170 @@
+//! Interop with the real tools: images saved by dockerd load and run in Berth, images saved by
+//! Berth load and run in dockerd, skopeo copies Berth's OCI layout to docker-archive and back,
+//! umoci unpacks Berth's OCI layout.
+//!
+//! Needs root, dockerd and the docker CLI (docker.io), skopeo and umoci; skips with a message
+//! when one is missing. The dockerd is private (see `support::Dockerd`).
+
+mod support;
+
+use std::path::Path;
+
+use support::{can_run, Berth, Dockerd, OutputExt};
+
+/// The image reference `berth image load` reported (`Loaded image: X` or `Loaded image ID: X`).
+fn loaded_name(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image: ")
+                .or_else(|| l.strip_prefix("Loaded image ID: "))
+        })
+        .unwrap_or_else(|| panic!("no `Loaded image` line in {stdout:?}"))
+        .to_string()
+}
+
+fn busybox_tar(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("rootfs");
+    berth_image::bootstrap::busybox_rootfs(Path::new("/usr/bin/busybox"), &root)
+        .expect("busybox rootfs");
+    let tar = dir.join("rootfs.tar");
+    berth_image::bootstrap::pack(&root, &tar, true).expect("pack rootfs");
+    tar
+}
+
+#[test]
+fn docker_save_loads_in_berth_and_berth_save_loads_in_docker() {
+    if !can_run(
+        "docker interop test",
+        &["dockerd", "docker", "/usr/bin/busybox"],
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let berth = Berth::new();
+    let d = Dockerd::start();
+
+    // docker import + docker save → berth load → berth run.
+    let tar = busybox_tar(tmp.path());
+    let tar_s = tar.to_str().expect("utf-8 path");
+    d.ok(&["import", "-c", "CMD [\"sh\"]", tar_s, "frombox:test"]);
+    let saved = tmp.path().join("docker-save.tar");
+    d.ok(&["save", "-o", saved.to_str().expect("utf-8"), "frombox:test"]);
+    let out = berth.ok(&["image", "load", "-i", saved.to_str().expect("utf-8")]);
+    assert_eq!(out.stdout_str(), "Loaded image: frombox:test\n");
+    let out = berth.ok(&["run", "--rm", "frombox:test", "echo", "hi"]);
+    assert_eq!(out.stdout_str(), "hi\n");
+
+    // berth bootstrap + berth save → docker load → docker run (runc).
+    berth.ok(&["image", "bootstrap", "busybox", "-t", "berthbox:test"]);
+    let saved = tmp.path().join("berth-save.tar");
+    berth.ok(&[
+        "image",
+        "save",
+        "-o",
+        saved.to_str().expect("utf-8"),
+        "berthbox:test",
+    ]);
+    let out = d.ok(&["load", "-i", saved.to_str().expect("utf-8")]);
+    assert!(
+        out.stdout_str().contains("Loaded image: berthbox:test"),
+        "{}",
+        out.explain()
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "berthbox:test",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(out.stdout_str(), "hi\n");
+    // Its Cmd came along.
+    let out = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Cmd}}",
+        "berthbox:test",
+    ]);
+    assert_eq!(out.stdout_str().trim(), "[\"sh\"]");
+
+    // `berth image save` to stdout when it is not a terminal.
+    let out = berth.ok(&["image", "save", "berthbox:test"]);
+    assert!(
+        out.stdout.len() > 1_000_000,
+        "tar on stdout: {} bytes",
+        out.stdout.len()
+    );
+}
+
+#[test]
+fn skopeo_and_umoci_read_berth_oci_layout() {
+    if !can_run(
+        "skopeo/umoci interop test",
+        &["skopeo", "umoci", "/usr/bin/busybox"],
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = tmp.path();
+    let berth = Berth::new();
+    berth.ok(&["image", "bootstrap", "busybox", "-t", "ocibox:v1"]);
+    let layout = t.join("layout");
+    let layout_s = layout.to_str().expect("utf-8");
+    berth.ok(&[
+        "image",
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        layout_s,
+        "ocibox:v1",
+    ]);
+    assert!(layout.join("index.json").is_file() && layout.join("oci-layout").is_file());
+
+    // skopeo: OCI layout → docker-archive → loads and runs in Berth.
+    let archive = t.join("skopeo.tar");
+    support::sh(&format!(
+        "skopeo copy oci:{layout_s}:v1 docker-archive:{}:skopeo/box:v2",
+        archive.display()
+    ));
+    let out = berth.ok(&["image", "load", "-i", archive.to_str().expect("utf-8")]);
+    assert_eq!(out.stdout_str(), "Loaded image: skopeo/box:v2\n");
+    let out = berth.ok(&["run", "--rm", "skopeo/box:v2", "echo", "hi"]);
+    assert_eq!(out.stdout_str(), "hi\n");
+
+    // And back: docker-archive → OCI layout (a dir, and as a tar) → Berth.
+    let back = t.join("back");
+    support::sh(&format!(
+        "skopeo copy docker-archive:{} oci:{}:v3",
+        archive.display(),
+        back.display()
+    ));
+    let out = berth.ok(&["image", "load", "-i", back.to_str().expect("utf-8")]);
+    let name = loaded_name(&out.stdout_str());
+    let out = berth.ok(&["run", "--rm", &name, "echo", "back"]);
+    assert_eq!(out.stdout_str(), "back\n");
+    let back_tar = t.join("back.tar");
+    support::sh(&format!(
+        "tar -C {} -cf {} .",
+        back.display(),
+        back_tar.display()
+    ));
+    let out = berth.ok(&["image", "load", "-i", back_tar.to_str().expect("utf-8")]);
+    let name = loaded_name(&out.stdout_str());
+    let out = berth.ok(&["run", "--rm", &name, "echo", "tar"]);
+    assert_eq!(out.stdout_str(), "tar\n");
+
+    // umoci unpacks Berth's layout into a bundle with the busybox rootfs.
+    let bundle = t.join("bundle");
+    support::sh(&format!(
+        "umoci unpack --image {layout_s}:v1 {}",
+        bundle.display()
+    ));
+    let bb = bundle.join("rootfs/bin/busybox");
+    assert!(bb.is_file(), "{} after umoci unpack", bb.display());
+    assert!(bundle.join("config.json").is_file());
+}
