@@ -16,8 +16,8 @@
 # at the end; Berth's state root is a temp dir too.
 #
 # usage: sudo bench/image.sh
-#   env: RANDOM_MB=500 RUNS=5 SUITE=bookworm BERTH=path (default: release build, built if
-#        missing) DEBIAN_TAR=path (a `berth image save` of debian:SUITE to skip debootstrap)
+#   env: RANDOM_MB=500 RUNS=5 SUITE=bookworm BERTH=path (default: target/bin/berth from
+#        scripts/build.sh, built if missing) DEBIAN_TAR=path (a `berth image save` of debian:SUITE to skip debootstrap)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,10 +38,10 @@ for tool in hyperfine python3 dockerd docker debootstrap; do
 	}
 done
 
-berth=${BERTH:-$target/release/berth}
-if [ -z "${BERTH:-}" ] && { [ ! -x "$berth" ] || [ ! -x "$target/release/berth-runc" ]; }; then
-	echo "building berth and berth-runc (release)" >&2
-	(cd "$repo" && cargo build --release -p berth -p berth-runc)
+berth=${BERTH:-$target/bin/berth}
+if [ -z "${BERTH:-}" ] && { [ ! -x "$berth" ] || [ ! -x "$target/bin/berth-runc" ]; }; then
+	echo "building berth and berth-runc (scripts/build.sh)" >&2
+	bash "$repo/scripts/build.sh"
 fi
 [ -x "$berth" ] || {
 	echo "error: $berth not found" >&2

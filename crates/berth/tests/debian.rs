@@ -1,5 +1,5 @@
 //! `berth image bootstrap debian:bookworm` (debootstrap from the Debian mirror, ~40 MB), then
-//! a container of it. Ignored by default because it downloads; `BERTH_TEST_DEBIAN=1` runs it
+//! a container of it. Skipped unless `BERTH_TEST_DEBIAN=1`, because it downloads; that runs it
 //! (scripts/test.sh sets it, so CI does).
 
 mod support;
