@@ -85,9 +85,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct RunOptions {
     /// The command (`IMAGE CMD...`); empty keeps the image's Cmd.
     pub cmd: Vec<String>,
-    /// `--entrypoint`: `Some("")` clears the image's Entrypoint; any override also drops the
-    /// image's Cmd, like Docker.
-    pub entrypoint: Option<String>,
+    /// `--entrypoint`: `Some([])` or `Some([""])` clears the image's Entrypoint; any override
+    /// also drops the image's Cmd, like Docker.
+    pub entrypoint: Option<Vec<String>>,
     /// `-e KEY=VALUE`, applied after the image's Env.
     pub env: Vec<String>,
     /// `-w DIR`: absolute.
@@ -124,7 +124,7 @@ pub const DEFAULT_CAPS: &[&str] = &[
 ];
 
 /// Docker's masked paths.
-const MASKED_PATHS: &[&str] = &[
+pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -198,6 +198,48 @@ impl Bundle<'_> {
     }
 }
 
+impl Bundle<'_> {
+    /// Keeps the rootfs mounted and the snapshot after the bundle is dropped: the container
+    /// now owns them, and [`teardown`] takes them down.
+    pub fn persist(mut self) {
+        self.mounted = false;
+        self.active = false;
+    }
+}
+
+/// Unmounts a persisted bundle's rootfs (if mounted) and removes its active snapshot.
+pub fn teardown(snapshots: &Snapshotter, id: &str, rootfs: &Path) -> Result<()> {
+    let snap_err = |e: snapshot::SnapshotError| Error::Snapshot {
+        key: id.to_string(),
+        source: e.into(),
+    };
+    if is_mountpoint(rootfs) {
+        snapshot::unmount(rootfs).map_err(snap_err)?;
+    }
+    if snapshots.mounts(id).is_ok() {
+        snapshots.remove(id).map_err(snap_err)?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is a mount point (its device differs from its parent's, or mountinfo
+/// lists it).
+pub fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    let want = canon.to_string_lossy();
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .map(|mp| mp.replace("\\040", " ") == want)
+            .unwrap_or(false)
+    })
+}
+
 impl Drop for Bundle<'_> {
     fn drop(&mut self) {
         let _ = self.cleanup();
@@ -214,17 +256,30 @@ pub fn create_bundle<'a>(
     opts: &RunOptions,
     dir: &Path,
 ) -> Result<Bundle<'a>> {
+    let id = random_id().map_err(|source| Error::Io {
+        path: PathBuf::from("/dev/urandom"),
+        source,
+    })?;
+    create_bundle_with_id(images, snapshots, image, opts, dir, &id)
+}
+
+/// [`create_bundle`] for a container whose id (64 hex digits, the key of its active
+/// snapshot) the caller chose.
+pub fn create_bundle_with_id<'a>(
+    images: &ImageStore,
+    snapshots: &'a Snapshotter,
+    image: &str,
+    opts: &RunOptions,
+    dir: &Path,
+    id: &str,
+) -> Result<Bundle<'a>> {
     let image_err = |e: BoxError| Error::Image {
         image: image.to_string(),
         source: e,
     };
     let record = images.resolve(image).map_err(|e| image_err(e.into()))?;
     let top = unpack_layers(images, snapshots, image, &record)?;
-
-    let id = random_id().map_err(|source| Error::Io {
-        path: PathBuf::from("/dev/urandom"),
-        source,
-    })?;
+    let id = id.to_string();
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&rootfs).map_err(|source| Error::Io {
         path: rootfs.clone(),
@@ -356,8 +411,8 @@ pub fn runtime_spec(
 
     // Entrypoint + Cmd; an --entrypoint override drops the image's Cmd.
     let (entrypoint, image_cmd) = match &opts.entrypoint {
-        Some(e) if e.is_empty() => (Vec::new(), Vec::new()),
-        Some(e) => (vec![e.clone()], Vec::new()),
+        Some(e) if e.is_empty() || e == &[String::new()] => (Vec::new(), Vec::new()),
+        Some(e) => (e.clone(), Vec::new()),
         None => (
             config.entrypoint().clone().unwrap_or_default(),
             config.cmd().clone().unwrap_or_default(),
@@ -604,7 +659,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ExecUser> {
 
 /// Reads `rel` (like `etc/passwd`) inside `root` without following a symlink out of it
 /// (`openat2` with `RESOLVE_IN_ROOT`); a missing file reads as empty.
-fn read_in_root(root: &Path, rel: &str) -> Result<String> {
+pub(crate) fn read_in_root(root: &Path, rel: &str) -> Result<String> {
     let path = root.join(rel);
     let io_err = |source| Error::Io {
         path: path.clone(),
@@ -659,7 +714,7 @@ fn read_in_root(root: &Path, rel: &str) -> Result<String> {
 }
 
 /// A new container id: 32 random bytes in hex.
-fn random_id() -> io::Result<String> {
+pub(crate) fn random_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -707,7 +762,7 @@ mod tests {
         let s = spec(
             cfg.clone(),
             RunOptions {
-                entrypoint: Some("sh".into()),
+                entrypoint: Some(vec!["sh".into()]),
                 ..Default::default()
             },
         );
@@ -715,7 +770,7 @@ mod tests {
         let s = spec(
             cfg.clone(),
             RunOptions {
-                entrypoint: Some(String::new()),
+                entrypoint: Some(vec![String::new()]),
                 cmd: vec!["ls".into()],
                 ..Default::default()
             },

@@ -1,8 +1,41 @@
-//! berth-engine: the single-host engine. Its first piece is [`bundle`]: an OCI bundle (rootfs
-//! mounted from the snapshotter, config.json made from the image config) ready for berth-runc.
-//!
-//! Until berthd exists (issue 4), the daemonless `berth` CLI links this crate directly.
+//! berth-engine: the single-host engine. Containers (each held by a berth-shim, so it
+//! outlives the daemon), their exec sessions, images, volumes, events, health checks and
+//! restart policies, with metadata in SQLite. Knows nothing of HTTP or of the Docker wire
+//! format: berth-server maps requests to [`Engine`] calls and the [`model`] types to JSON.
 
 pub mod bundle;
+mod db;
+mod engine;
+pub mod error;
+mod events;
+mod health;
+mod inner;
+pub mod model;
+mod names;
+pub mod spec;
+mod store;
+mod streams;
 
-pub use bundle::{create_bundle, runtime_spec, Bundle, Error, RunOptions};
+pub use bundle::{create_bundle, runtime_spec, Bundle, RunOptions};
+pub use engine::*;
+pub use error::{Error, ErrorKind, Result};
+pub use model::*;
+pub use streams::demux;
+
+/// Now as RFC 3339 UTC with nanoseconds.
+pub fn now_rfc3339() -> String {
+    berth_shim::jsonlog::now_rfc3339()
+}
+
+/// Now in Unix nanoseconds.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// An RFC 3339 time in Unix nanoseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    berth_shim::jsonlog::parse_rfc3339(s)
+}

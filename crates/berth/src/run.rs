@@ -89,7 +89,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<u8> {
         .collect();
     let opts = RunOptions {
         cmd: a.command.clone(),
-        entrypoint: a.entrypoint.clone(),
+        entrypoint: a.entrypoint.clone().map(|e| vec![e]),
         env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),

@@ -1,0 +1,235 @@
+//! The engine's container lifecycle with real containers: attach before start, output and
+//! exit code, logs from the file once the shim is gone, exec, stop with a timeout, pause,
+//! a reopened engine finding a running container again, and removal leaving no mount,
+//! cgroup or directory behind.
+//!
+//! Needs root, /usr/bin/busybox and the workspace's debug `berth-runc` and `berth-shim`
+//! (built by `cargo test --workspace`); skips with a message otherwise.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use berth_engine::*;
+
+struct Env {
+    data: tempfile::TempDir,
+    exec: tempfile::TempDir,
+    bins: PathBuf,
+}
+
+impl Env {
+    fn new() -> Option<Env> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping engine lifecycle test: needs root");
+            return None;
+        }
+        if !Path::new("/usr/bin/busybox").is_file() {
+            eprintln!("skipping engine lifecycle test: /usr/bin/busybox missing");
+            return None;
+        }
+        let exe = std::env::current_exe().ok()?;
+        let bins = exe.parent()?.parent()?.to_path_buf();
+        for b in ["berth-runc", "berth-shim"] {
+            if !bins.join(b).is_file() {
+                eprintln!(
+                    "skipping engine lifecycle test: {b} not built in {}",
+                    bins.display()
+                );
+                return None;
+            }
+        }
+        Some(Env {
+            data: tempfile::Builder::new()
+                .prefix("berth-engine-")
+                .tempdir_in("/var/tmp")
+                .ok()?,
+            exec: tempfile::Builder::new()
+                .prefix("be-")
+                .tempdir_in("/run")
+                .ok()?,
+            bins,
+        })
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::open(EngineConfig {
+            data_root: self.data.path().to_path_buf(),
+            exec_root: self.exec.path().to_path_buf(),
+            runtime: self.bins.join("berth-runc"),
+            shim: self.bins.join("berth-shim"),
+        })
+        .expect("open engine")
+    }
+}
+
+fn spec(cmd: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        image: "busybox".into(),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+fn read_all(mut s: Stream) -> (String, String) {
+    let mut raw = Vec::new();
+    s.conn.read_to_end(&mut raw).expect("read stream");
+    let (o, e) = demux(&raw[..]).expect("demux");
+    (
+        String::from_utf8_lossy(&o).into_owned(),
+        String::from_utf8_lossy(&e).into_owned(),
+    )
+}
+
+fn mounts_under(p: &Path) -> usize {
+    let want = p.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&want))
+        .count()
+}
+
+#[test]
+fn lifecycle_of_real_containers() {
+    let Some(env) = Env::new() else { return };
+    let engine = env.engine();
+    engine
+        .image_bootstrap("busybox")
+        .expect("bootstrap busybox");
+
+    // Attach and wait before start, as `docker run` does.
+    let (id, _) = engine
+        .create(spec(&["sh", "-c", "echo out; echo err >&2; exit 3"]))
+        .expect("create");
+    let stream = engine
+        .attach(
+            &id,
+            AttachOptions {
+                stdout: true,
+                stderr: true,
+                stream: true,
+                ..Default::default()
+            },
+        )
+        .expect("attach");
+    let waiter = engine.wait(&id, WaitCondition::NextExit).expect("wait");
+    engine.start(&id).expect("start");
+    assert_eq!(read_all(stream), ("out\n".to_string(), "err\n".to_string()));
+    assert_eq!(waiter.wait().exit_code, 3);
+    let c = engine.inspect(&id).expect("inspect");
+    assert_eq!(c.state.status, Status::Exited);
+    assert_eq!(c.state.exit_code, 3);
+    // Logs once the shim has gone come from the json-file.
+    let logs = engine
+        .logs(
+            &id,
+            LogsOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            },
+        )
+        .expect("logs");
+    assert_eq!(read_all(logs), ("out\n".to_string(), "err\n".to_string()));
+    // A second start runs it again and appends to the log.
+    let w = engine.wait(&id, WaitCondition::NextExit).expect("wait");
+    engine.start(&id).expect("start again");
+    assert_eq!(w.wait().exit_code, 3);
+    let logs = engine
+        .logs(
+            &id,
+            LogsOptions {
+                stdout: true,
+                ..Default::default()
+            },
+        )
+        .expect("logs");
+    assert_eq!(read_all(logs).0, "out\nout\n");
+
+    // A long-running one: exec, pause, stop after the timeout (sh as pid 1 ignores TERM).
+    let mut s = spec(&["sh", "-c", "while true; do sleep 1; done"]);
+    s.name = Some("sleeper".into());
+    let (long, _) = engine.create(s).expect("create sleeper");
+    assert!(matches!(
+        engine.create(ContainerSpec {
+            name: Some("sleeper".into()),
+            ..spec(&["true"])
+        }),
+        Err(Error::Conflict(_))
+    ));
+    engine.start("sleeper").expect("start sleeper");
+    assert!(matches!(
+        engine.start("sleeper"),
+        Err(Error::NotModified(_))
+    ));
+    let exec = engine
+        .exec_create(
+            "sleeper",
+            ExecSpec {
+                cmd: vec!["sh".into(), "-c".into(), "hostname; exit 5".into()],
+                attach_stdout: true,
+                ..Default::default()
+            },
+        )
+        .expect("exec create");
+    let out = engine
+        .exec_start(&exec, false)
+        .expect("exec start")
+        .expect("stream");
+    assert_eq!(read_all(out).0, format!("{}\n", &long[..12]));
+    let mut code = None;
+    for _ in 0..200 {
+        let e = engine.exec_inspect(&exec).expect("exec inspect");
+        if !e.running {
+            code = e.exit_code;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(code, Some(5));
+    let top = engine.top("sleeper", None).expect("top");
+    assert!(top
+        .processes
+        .iter()
+        .any(|p| p.last().is_some_and(|c| c.contains("while true"))));
+    let st = engine.stats("sleeper").expect("stats");
+    assert!(st.pids >= 1 && st.memory_usage > 0, "{st:?}");
+    engine.pause("sleeper").expect("pause");
+    assert_eq!(
+        engine.inspect("sleeper").unwrap().state.status,
+        Status::Paused
+    );
+    engine.unpause("sleeper").expect("unpause");
+    assert!(matches!(
+        engine.remove("sleeper", false, false),
+        Err(Error::Conflict(_))
+    ));
+
+    // A new engine on the same state finds the running container again.
+    let pid = engine.inspect("sleeper").unwrap().state.pid;
+    drop(engine);
+    let engine = env.engine();
+    let c = engine.inspect("sleeper").expect("inspect after reopen");
+    assert_eq!(c.state.status, Status::Running);
+    assert_eq!(c.state.pid, pid);
+    engine.stop("sleeper", Some(1), None).expect("stop");
+    let c = engine.inspect("sleeper").unwrap();
+    assert_eq!(c.state.status, Status::Exited);
+    assert_eq!(c.state.exit_code, 137);
+    assert!(matches!(
+        engine.stop("sleeper", Some(1), None),
+        Err(Error::NotModified(_))
+    ));
+
+    for id in [&id, &long] {
+        engine.remove(id, false, true).expect("remove");
+        assert!(matches!(engine.inspect(id), Err(Error::NoSuchContainer(_))));
+        assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
+    }
+    assert_eq!(mounts_under(env.data.path()), 0);
+    assert!(std::fs::read_dir(env.data.path().join("containers"))
+        .unwrap()
+        .next()
+        .is_none());
+}
