@@ -661,14 +661,26 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ExecUser> {
 /// (`openat2` with `RESOLVE_IN_ROOT`); a missing file reads as empty.
 pub(crate) fn read_in_root(root: &Path, rel: &str) -> Result<String> {
     let path = root.join(rel);
-    let io_err = |source| Error::Io {
-        path: path.clone(),
-        source,
+    let file = match open_in_root(root, rel, libc::O_RDONLY) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(source) => return Err(Error::Io { path, source }),
     };
+    let mut text = Vec::new();
+    file.take(MAX_ID_FILE)
+        .read_to_end(&mut text)
+        .map_err(|source| Error::Io { path, source })?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Opens `rel` inside `root` with `flags` (plus `O_CLOEXEC`), resolving every component as
+/// if `root` were `/` (`openat2` with `RESOLVE_IN_ROOT`): a symlink never leads out of it.
+pub fn open_in_root(root: &Path, rel: &str, flags: i32) -> io::Result<fs::File> {
     let root_c = CString::new(root.as_os_str().as_bytes())
-        .map_err(|_| io_err(io::Error::from(io::ErrorKind::InvalidInput)))?;
-    let rel_c =
-        CString::new(rel).map_err(|_| io_err(io::Error::from(io::ErrorKind::InvalidInput)))?;
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let rel = rel.trim_start_matches('/');
+    let rel_c = CString::new(if rel.is_empty() { "." } else { rel })
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: root_c is a valid NUL-terminated path; the returned fd is checked.
     let dirfd = unsafe {
         libc::open(
@@ -677,13 +689,13 @@ pub(crate) fn read_in_root(root: &Path, rel: &str) -> Result<String> {
         )
     };
     if dirfd < 0 {
-        return Err(io_err(io::Error::last_os_error()));
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: dirfd was just opened and is owned by nobody else.
     let dir = unsafe { fs::File::from_raw_fd(dirfd) };
     // SAFETY: open_how is plain old data; all zeroes is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: openat2 reads `how` (a valid open_how of the size passed) and rel_c (a valid
     // C string); dirfd stays open for the call through `dir`.
@@ -698,19 +710,10 @@ pub(crate) fn read_in_root(root: &Path, rel: &str) -> Result<String> {
     };
     drop(dir);
     if fd < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::NotFound {
-            return Ok(String::new());
-        }
-        return Err(io_err(e));
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a new file descriptor returned by openat2, owned here.
-    let file = unsafe { fs::File::from_raw_fd(fd as i32) };
-    let mut text = Vec::new();
-    file.take(MAX_ID_FILE)
-        .read_to_end(&mut text)
-        .map_err(io_err)?;
-    Ok(String::from_utf8_lossy(&text).into_owned())
+    Ok(unsafe { fs::File::from_raw_fd(fd as i32) })
 }
 
 /// A new container id: 32 random bytes in hex.

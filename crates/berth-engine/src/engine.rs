@@ -185,6 +185,39 @@ impl Engine {
     pub fn stats(&self, name: &str) -> Result<Stats> {
         self.inner.stats(name)
     }
+    pub fn changes(&self, name: &str) -> Result<Vec<Change>> {
+        self.inner.changes(name)
+    }
+    /// The container's filesystem as a tar stream.
+    pub fn export(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        self.inner.export(name)
+    }
+    pub fn archive_stat(&self, name: &str, path: &str) -> Result<PathStat> {
+        self.inner.archive_stat(name, path)
+    }
+    /// A tar of `path` (a file or a directory, named by its base name).
+    pub fn archive_get(
+        &self,
+        name: &str,
+        path: &str,
+    ) -> Result<(PathStat, Box<dyn std::io::Read + Send>)> {
+        self.inner.archive_get(name, path)
+    }
+    /// Extracts `tar` into the directory `path` of the container.
+    pub fn archive_put(
+        &self,
+        name: &str,
+        path: &str,
+        tar: &mut dyn std::io::Read,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<()> {
+        self.inner
+            .archive_put(name, path, tar, no_overwrite_dir_non_dir)
+    }
+    /// Returns the new image id.
+    pub fn commit(&self, name: &str, opts: CommitOptions) -> Result<String> {
+        self.inner.commit(name, opts)
+    }
     pub fn prune_containers(&self) -> Result<Pruned> {
         let mut out = Pruned::default();
         for c in self.list()? {

@@ -29,6 +29,8 @@ pub enum Error {
     NoSuchExec(String),
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    #[error("Could not find the file {0} in container")]
+    NoSuchContainerPath(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
     #[error("{0}")]
@@ -73,7 +75,8 @@ impl Error {
             Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
             | Error::NoSuchImage(_)
-            | Error::NoSuchVolume(_) => ErrorKind::NotFound,
+            | Error::NoSuchVolume(_)
+            | Error::NoSuchContainerPath(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,

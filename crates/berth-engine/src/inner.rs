@@ -345,11 +345,14 @@ impl Inner {
             .map_err(|e| Error::Internal(format!("{}: {e}", config_path.display())))?;
         fs::write(&config_path, text).map_err(io_err(&config_path))?;
 
-        let upper = self.snapshots.root().join("active").join(&id);
         let mut graph = BTreeMap::new();
         graph.insert("MergedDir".into(), rootfs.display().to_string());
-        graph.insert("UpperDir".into(), upper.join("fs").display().to_string());
-        graph.insert("WorkDir".into(), upper.join("work").display().to_string());
+        if let Some(upper) = self.upper_dir(&id) {
+            graph.insert("UpperDir".into(), upper.display().to_string());
+            if let Some(parent) = upper.parent() {
+                graph.insert("WorkDir".into(), parent.join("work").display().to_string());
+            }
+        }
         if let Ok(lowers) = self.snapshots.lower_dirs(&id) {
             graph.insert(
                 "LowerDir".into(),

@@ -8,6 +8,7 @@ mod db;
 mod engine;
 pub mod error;
 mod events;
+mod fsops;
 mod health;
 mod inner;
 pub mod model;

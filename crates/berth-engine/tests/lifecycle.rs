@@ -233,3 +233,116 @@ fn lifecycle_of_real_containers() {
         .next()
         .is_none());
 }
+
+#[test]
+fn filesystem_copy_diff_export_commit() {
+    let Some(env) = Env::new() else { return };
+    let engine = env.engine();
+    engine
+        .image_bootstrap("busybox")
+        .expect("bootstrap busybox");
+    let (id, _) = engine
+        .create(spec(&[
+            "sh",
+            "-c",
+            "echo new > /tmp/made; rm /etc/group; ln -s /etc /tmp/esc",
+        ]))
+        .expect("create");
+    let w = engine.wait(&id, WaitCondition::NextExit).expect("wait");
+    engine.start(&id).expect("start");
+    assert_eq!(w.wait().exit_code, 0);
+
+    let changes = engine.changes(&id).expect("changes");
+    let find = |p: &str| changes.iter().find(|c| c.path == p).map(|c| c.kind);
+    assert_eq!(find("/tmp/made"), Some(ChangeKind::Added));
+    assert_eq!(find("/etc/group"), Some(ChangeKind::Deleted));
+    assert_eq!(find("/tmp"), Some(ChangeKind::Modified));
+
+    // cp out: a file by its base name; a symlink is resolved inside the rootfs.
+    let (stat, mut tar) = engine.archive_get(&id, "/tmp/made").expect("archive get");
+    assert_eq!(stat.name, "made");
+    let mut raw = Vec::new();
+    tar.read_to_end(&mut raw).expect("read tar");
+    let mut a = tar::Archive::new(&raw[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, vec!["made"]);
+    let st = engine
+        .archive_stat(&id, "/tmp/esc/passwd")
+        .expect("stat through link");
+    assert_eq!(st.name, "passwd");
+    assert!(matches!(
+        engine.archive_stat(&id, "/nope"),
+        Err(Error::NoSuchContainerPath(_))
+    ));
+
+    // cp in.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "in.txt", &b"hi\n"[..]).unwrap();
+    let data = b.into_inner().unwrap();
+    engine
+        .archive_put(&id, "/tmp", &mut &data[..], false)
+        .expect("archive put");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&engine.inspect(&id).unwrap().rootfs).join("tmp/in.txt"))
+            .unwrap(),
+        "hi\n"
+    );
+
+    // export: the whole tree.
+    let mut raw = Vec::new();
+    engine
+        .export(&id)
+        .expect("export")
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut a = tar::Archive::new(&raw[..]);
+    assert!(a
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().display().to_string() == "bin/busybox"));
+
+    // commit, then a container of the new image sees the change.
+    let image = engine
+        .commit(
+            &id,
+            CommitOptions {
+                reference: Some("committed:1".into()),
+                changes: vec!["CMD cat /tmp/made".into()],
+                ..Default::default()
+            },
+        )
+        .expect("commit");
+    assert!(image.starts_with("sha256:"));
+    let (c2, _) = engine
+        .create(ContainerSpec {
+            image: "committed:1".into(),
+            ..Default::default()
+        })
+        .expect("create from commit");
+    let s = engine
+        .attach(
+            &c2,
+            AttachOptions {
+                stdout: true,
+                stderr: true,
+                stream: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    engine.start(&c2).unwrap();
+    assert_eq!(read_all(s).0, "new\n");
+    engine.wait(&c2, WaitCondition::NotRunning).unwrap().wait();
+    for c in [&id, &c2] {
+        engine.remove(c, true, true).expect("remove");
+    }
+    engine.image_remove("committed:1", false).expect("rmi");
+    assert_eq!(mounts_under(env.data.path()), 0);
+}
