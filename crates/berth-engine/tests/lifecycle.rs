@@ -346,3 +346,49 @@ fn filesystem_copy_diff_export_commit() {
     engine.image_remove("committed:1", false).expect("rmi");
     assert_eq!(mounts_under(env.data.path()), 0);
 }
+
+/// A create or rm cut short by a crash: reopening the engine leaves nothing half-made that a
+/// listing shows or that holds the name.
+#[test]
+fn interrupted_create_and_remove_leave_nothing() {
+    let Some(env) = Env::new() else { return };
+    let engine = env.engine();
+    engine.image_bootstrap("busybox").expect("bootstrap busybox");
+    let mut s = spec(&["true"]);
+    s.name = Some("halfmade".into());
+    let (made, _) = engine.create(s.clone()).expect("create");
+    let mut s2 = spec(&["true"]);
+    s2.name = Some("halfgone".into());
+    let (gone, _) = engine.create(s2.clone()).expect("create");
+    drop(engine);
+
+    // Crash after the disk work of a create, before its row: drop the row behind its back.
+    // Crash in the middle of an rm: the row says "removing".
+    let db = rusqlite::Connection::open(env.data.path().join("berth.db")).unwrap();
+    db.execute("DELETE FROM containers WHERE id = ?1", [&made]).unwrap();
+    let data: String = db
+        .query_row("SELECT data FROM containers WHERE id = ?1", [&gone], |r| r.get(0))
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&data).unwrap();
+    v["state"]["status"] = serde_json::json!("removing");
+    db.execute(
+        "UPDATE containers SET data = ?1 WHERE id = ?2",
+        rusqlite::params![v.to_string(), gone],
+    )
+    .unwrap();
+    drop(db);
+
+    let engine = env.engine();
+    assert!(engine.list().unwrap().is_empty(), "{:?}", engine.list());
+    assert_eq!(mounts_under(env.data.path()), 0);
+    assert!(std::fs::read_dir(env.data.path().join("containers"))
+        .unwrap()
+        .next()
+        .is_none());
+    // Both names are free again.
+    let (a, _) = engine.create(s).expect("name halfmade is free");
+    let (b, _) = engine.create(s2).expect("name halfgone is free");
+    engine.remove(&a, false, false).unwrap();
+    engine.remove(&b, false, false).unwrap();
+    assert_eq!(mounts_under(env.data.path()), 0);
+}
