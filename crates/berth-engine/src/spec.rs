@@ -498,6 +498,10 @@ pub fn apply(config: &mut Value, spec: &ContainerSpec, ctx: &ApplyContext<'_>) -
         config["domainname"] = json!(d);
     }
     config["root"]["readonly"] = json!(spec.read_only);
+    if spec.init {
+        // berth-runc's built-in init (pid 1 reaps and forwards signals), like tini for dockerd.
+        config["annotations"]["berth.init"] = json!("true");
+    }
 
     let mounts = config["mounts"]
         .as_array_mut()

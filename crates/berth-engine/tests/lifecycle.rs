@@ -353,7 +353,9 @@ fn filesystem_copy_diff_export_commit() {
 fn interrupted_create_and_remove_leave_nothing() {
     let Some(env) = Env::new() else { return };
     let engine = env.engine();
-    engine.image_bootstrap("busybox").expect("bootstrap busybox");
+    engine
+        .image_bootstrap("busybox")
+        .expect("bootstrap busybox");
     let mut s = spec(&["true"]);
     s.name = Some("halfmade".into());
     let (made, _) = engine.create(s.clone()).expect("create");
@@ -365,9 +367,12 @@ fn interrupted_create_and_remove_leave_nothing() {
     // Crash after the disk work of a create, before its row: drop the row behind its back.
     // Crash in the middle of an rm: the row says "removing".
     let db = rusqlite::Connection::open(env.data.path().join("berth.db")).unwrap();
-    db.execute("DELETE FROM containers WHERE id = ?1", [&made]).unwrap();
+    db.execute("DELETE FROM containers WHERE id = ?1", [&made])
+        .unwrap();
     let data: String = db
-        .query_row("SELECT data FROM containers WHERE id = ?1", [&gone], |r| r.get(0))
+        .query_row("SELECT data FROM containers WHERE id = ?1", [&gone], |r| {
+            r.get(0)
+        })
         .unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&data).unwrap();
     v["state"]["status"] = serde_json::json!("removing");
@@ -391,4 +396,46 @@ fn interrupted_create_and_remove_leave_nothing() {
     engine.remove(&a, false, false).unwrap();
     engine.remove(&b, false, false).unwrap();
     assert_eq!(mounts_under(env.data.path()), 0);
+}
+
+/// `--init`: the process is not pid 1, and a SIGTERM it does not ignore ends it at once (the
+/// init forwards it) with 128 + 15.
+#[test]
+fn init_forwards_signals_and_reaps() {
+    let Some(env) = Env::new() else { return };
+    let engine = env.engine();
+    engine
+        .image_bootstrap("busybox")
+        .expect("bootstrap busybox");
+    let mut s = spec(&["sh", "-c", "echo $$; sleep 1000 & wait"]);
+    s.init = true;
+    let (id, _) = engine.create(s).expect("create");
+    engine.start(&id).expect("start");
+    let mut procs = 0;
+    for _ in 0..500 {
+        procs = engine.top(&id, None).expect("top").processes.len();
+        if procs >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(procs, 3, "the init, sh and sleep");
+    engine.stop(&id, Some(30), None).expect("stop");
+    let c = engine.inspect(&id).unwrap();
+    assert_eq!(c.state.exit_code, 143, "sh gets SIGTERM through the init");
+    let logs = engine
+        .logs(
+            &id,
+            LogsOptions {
+                stdout: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        read_all(logs).0,
+        "2\n",
+        "the process is pid 2 under the init"
+    );
+    engine.remove(&id, false, false).unwrap();
 }

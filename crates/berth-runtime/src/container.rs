@@ -208,7 +208,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         ));
     }
     let linux = spec.linux().clone().unwrap_or_default();
-    let prepared = crate::process::prepare(&process, linux.seccomp().as_ref(), opts.preserve_fds)?;
+    let init = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::process::INIT_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    let prepared =
+        crate::process::prepare(&process, linux.seccomp().as_ref(), opts.preserve_fds, init)?;
     let plan = Plan::from_spec(&spec)?;
     let resources = cgroup_resources(&spec)?;
     let console = match &opts.console_socket {

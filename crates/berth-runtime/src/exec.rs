@@ -79,8 +79,12 @@ pub fn exec(opts: &ExecOptions) -> Result<i32> {
         ));
     }
     let linux = st.config.linux().clone().unwrap_or_default();
-    let prepared =
-        crate::process::prepare(&opts.process, linux.seccomp().as_ref(), opts.preserve_fds)?;
+    let prepared = crate::process::prepare(
+        &opts.process,
+        linux.seccomp().as_ref(),
+        opts.preserve_fds,
+        false,
+    )?;
     let types: Vec<LinuxNamespaceType> = linux
         .namespaces()
         .iter()

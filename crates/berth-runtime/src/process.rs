@@ -27,7 +27,14 @@ pub struct Prepared {
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     pub preserve_fds: u32,
     pub path_env: String,
+    /// Stay as a minimal init (pid 1: reap every child, forward signals, exit with the
+    /// process's status) and run the process as its child; the config's `berth.init`
+    /// annotation asks for it (`docker run --init`).
+    pub init: bool,
 }
+
+/// The annotation that asks for the runtime's built-in init.
+pub const INIT_ANNOTATION: &str = "berth.init";
 
 fn cs(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| RuntimeError::Field {
@@ -41,6 +48,7 @@ pub fn prepare(
     p: &Process,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
     preserve_fds: u32,
+    init: bool,
 ) -> Result<Prepared> {
     crate::config::validate_process(p)?;
     let argv = p
@@ -100,6 +108,7 @@ pub fn prepare(
         rlimits,
         preserve_fds,
         path_env,
+        init,
     })
 }
 
@@ -210,6 +219,9 @@ impl Prepared {
             }
         }
         crate::sys::cloexec_from(3 + self.preserve_fds);
+        if self.init {
+            init_fork(3 + self.preserve_fds);
+        }
         let e = nix::unistd::execve(exe, &self.argv, &self.envp).unwrap_err();
         Err(RuntimeError::Init(format!(
             "exec {}: {}",
@@ -224,6 +236,56 @@ fn strip_os(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_lowercase(),
         None => s,
+    }
+}
+
+/// The built-in init: forks; the child returns to exec the process, the parent stays as
+/// pid 1, reaping every child and forwarding every signal to the process until it exits,
+/// then exits with its status (128 + signal when killed). Returns only in the child.
+fn init_fork(first_fd: u32) {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let all = SigSet::all();
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
+    // SAFETY: fork in a single-threaded process (the container's init before exec).
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            return;
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        // Without a child there is nothing to supervise: exec the process ourselves.
+        Err(_) => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            return;
+        }
+    };
+    // The init holds no fd of the runtime's (exec.fifo above all: `start` waits for it).
+    // SAFETY: close_range on fds this process owns; nothing uses them after this point.
+    unsafe { libc::syscall(libc::SYS_close_range, first_fd, u32::MAX, 0) };
+    loop {
+        let sig = match all.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != nix::sys::signal::Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => {
+                    // SAFETY: _exit ends this process at once.
+                    unsafe { libc::_exit(code) }
+                }
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => {
+                    // SAFETY: _exit ends this process at once.
+                    unsafe { libc::_exit(128 + s as i32) }
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
     }
 }
 
