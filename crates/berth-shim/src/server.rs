@@ -1151,7 +1151,10 @@ fn spawn_exec(shim: &Arc<Shim>, req: &ExecRequest) -> Result<ExecStart, String> 
     ];
     let stdin: Stdin = Arc::new(Mutex::new(None));
     let (pumps, master) = if req.tty {
-        let sock = dir.join(format!("exec-{id}.sock"));
+        // Short, whatever the exec id: a socket path must fit in sun_path (108 bytes).
+        static CONSOLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CONSOLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sock = dir.join(format!("c{n}.sock"));
         let _ = fs::remove_file(&sock);
         let listener =
             UnixListener::bind(&sock).map_err(|e| format!("bind {}: {e}", sock.display()))?;
