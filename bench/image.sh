@@ -12,8 +12,9 @@
 #           (runc, no network)
 #   load+run  load then the first container: Berth unpacks layers at the first run, dockerd
 #           at load, so this row compares the whole way to a running container
-# The dockerd is private (own socket, data root, exec root, pidfile; overlay2) and is stopped
-# at the end; Berth's state root is a temp dir too.
+# The dockerd and the berthd are private (own socket, data root, exec root, pidfile; dockerd
+# with overlay2) and are stopped at the end. The berth CLI talks to its berthd over HTTP, as
+# the docker CLI to dockerd.
 #
 # usage: sudo bench/image.sh
 #   env: RANDOM_MB=500 RUNS=5 SUITE=bookworm BERTH=path (default: target/bin/berth from
@@ -39,8 +40,9 @@ for tool in hyperfine python3 dockerd docker debootstrap; do
 done
 
 berth=${BERTH:-$target/bin/berth}
-if [ -z "${BERTH:-}" ] && { [ ! -x "$berth" ] || [ ! -x "$target/bin/berth-runc" ]; }; then
-	echo "building berth and berth-runc (scripts/build.sh)" >&2
+berthd=$(dirname "$berth")/berthd
+if [ -z "${BERTH:-}" ] && { [ ! -x "$berth" ] || [ ! -x "$berthd" ] || [ ! -x "$target/bin/berth-runc" ]; }; then
+	echo "building berth, berthd and berth-runc (scripts/build.sh)" >&2
 	bash "$repo/scripts/build.sh"
 fi
 [ -x "$berth" ] || {
@@ -52,12 +54,18 @@ fi
 work=$(mktemp -d /var/tmp/berth-bench-image.XXXXXX)
 droot=$(mktemp -d /tmp/bdb.XXXXXX)
 broot=$work/berth
-B=("$berth" --root "$broot")
+B=("$berth" -H "unix://$droot/berth.sock")
 export DOCKER_HOST="unix://$droot/docker.sock"
 dockerd_pid=
+berthd_pid=
 
 cleanup() {
 	set +e
+	if [ -n "$berthd_pid" ]; then
+		"${B[@]}" ps -aq | xargs -r "${B[@]}" rm -f >/dev/null 2>&1
+		kill "$berthd_pid" 2>/dev/null
+		for _ in $(seq 100); do kill -0 "$berthd_pid" 2>/dev/null || break; sleep 0.1; done
+	fi
 	if [ -n "$dockerd_pid" ]; then
 		docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
 		kill "$dockerd_pid" 2>/dev/null
@@ -90,6 +98,20 @@ for _ in $(seq 150); do
 	sleep 0.2
 done
 docker version >/dev/null
+
+echo "starting a private berthd under $droot" >&2
+"$berthd" -H "unix://$droot/berth.sock" --data-root "$work/berth" --exec-root "$droot/bexec" \
+	--pidfile "$droot/berthd.pid" >"$droot/berthd.log" 2>&1 &
+berthd_pid=$!
+for _ in $(seq 100); do
+	"${B[@]}" version >/dev/null 2>&1 && break
+	kill -0 "$berthd_pid" 2>/dev/null || {
+		tail -20 "$droot/berthd.log" >&2
+		exit 1
+	}
+	sleep 0.1
+done
+"${B[@]}" version >/dev/null
 
 # 1. The image.
 if [ -n "${DEBIAN_TAR:-}" ]; then
@@ -143,9 +165,10 @@ hf save \
 	-n docker "docker save -o $work/out.tar big:bench"
 rm -f "$work/out.tar"
 
-# Unpack: snapshots dropped before each first run (nothing is mounted between runs).
+# Unpack: the layer snapshots dropped before each first run (no container exists between
+# runs, so nothing is mounted; the snapshotter reads its state from disk each time).
 hf unpack \
-	--prepare "rm -rf $broot/snapshots" \
+	--prepare "rm -rf $broot/snapshots/snapshots/* $broot/snapshots/keys/*" \
 	-n berth-first-run "${B[*]} run --rm big:bench true"
 
 docker run --rm --network none big:bench true

@@ -624,22 +624,48 @@ fn set_memory_and_swap_v1(d: &Path, limit: Option<i64>, swap: Option<i64>) -> Re
 impl CgroupManager for FsManager {
     fn create(&self) -> Result<()> {
         for (dir, cpuset) in self.v1_dirs() {
-            for l in levels(dir) {
-                mkdir(&l)?;
-                if cpuset {
-                    copy_cpuset_from_parent(&l)?;
+            // Another container's delete may remove an empty shared parent (`berth/`)
+            // between our mkdir of it and of the child: make the chain again.
+            let mut attempts = 0;
+            'chain: loop {
+                for l in levels(dir) {
+                    match mkdir(&l) {
+                        Err(CgroupError::Io { ref source, .. })
+                            if source.kind() == io::ErrorKind::NotFound && attempts < 10 =>
+                        {
+                            attempts += 1;
+                            continue 'chain;
+                        }
+                        r => r?,
+                    }
+                    if cpuset {
+                        copy_cpuset_from_parent(&l)?;
+                    }
                 }
+                break;
             }
         }
         if let Some(dir) = self.v2_dir() {
             let enable = self.mode == CgroupMode::V2;
-            for l in levels(dir) {
-                if enable {
-                    if let Some(p) = l.parent() {
-                        enable_controllers(p)?;
+            let mut attempts = 0;
+            'chain2: loop {
+                for l in levels(dir) {
+                    if enable {
+                        if let Some(p) = l.parent() {
+                            enable_controllers(p)?;
+                        }
+                    }
+                    match mkdir(&l) {
+                        Err(CgroupError::Io { ref source, .. })
+                            if source.kind() == io::ErrorKind::NotFound && attempts < 10 =>
+                        {
+                            attempts += 1;
+                            continue 'chain2;
+                        }
+                        r => r?,
                     }
                 }
-                mkdir(&l)?;
+                break;
             }
         }
         Ok(())

@@ -583,13 +583,13 @@ impl Inner {
                     let mut r = lock(&ctr.rec);
                     r.state.error = msg.clone();
                     r.state.exit_code = code;
-                    if r.state.status == Status::Created {
-                        // Docker keeps a container that never ran as created.
-                    } else {
+                    // Docker keeps a container that never ran as created.
+                    if r.state.status != Status::Created {
                         r.state.status = Status::Exited;
                     }
                 }
                 self.save_quiet(ctr);
+                self.start_failed(ctr, code, &msg);
                 return Err(Error::Shim {
                     id: c.id.clone(),
                     source: e,
@@ -609,6 +609,11 @@ impl Inner {
                 Err(e) => eprintln!("berth-engine: attach {}: {e}", c.id),
             }
         }
+        let [h, w] = c.spec.console_size;
+        if c.spec.tty && h > 0 && w > 0 {
+            // The size the client asked for, before the process can read it.
+            let _ = shim.resize(h, w);
+        }
         if let Err(e) = shim.start_container() {
             let _ = shim.delete(true);
             {
@@ -617,6 +622,7 @@ impl Inner {
                 r.state.exit_code = 128;
             }
             self.save_quiet(ctr);
+            self.start_failed(ctr, 128, &e.to_string());
             return Err(Error::Shim {
                 id: c.id.clone(),
                 source: e,
@@ -648,6 +654,30 @@ impl Inner {
         self.spawn_monitor(ctr.clone(), shim);
         self.spawn_health(ctr.clone());
         Ok(())
+    }
+
+    /// A start that failed: waiters hear it, attaches end, and a `--rm` container goes (the
+    /// caller holds the op lock).
+    fn start_failed(&self, ctr: &Ctr, code: i32, msg: &str) {
+        lock(&ctr.pending).clear();
+        let result = WaitResult {
+            exit_code: code,
+            error: Some(msg.to_string()),
+        };
+        let auto_remove = ctr.get().spec.auto_remove;
+        lock(&ctr.waiters).retain(|(cond, tx)| {
+            if *cond == WaitCondition::Removed && auto_remove {
+                // remove_now answers these.
+                return true;
+            }
+            let _ = tx.send(result.clone());
+            false
+        });
+        if auto_remove {
+            if let Err(e) = self.remove_now(ctr, true) {
+                eprintln!("berth-engine: auto-remove {}: {e}", ctr.id);
+            }
+        }
     }
 
     fn spawn_monitor(self: &Arc<Inner>, ctr: Arc<Ctr>, shim: Shim) {
@@ -1050,12 +1080,17 @@ impl Inner {
         lock(&ctr.pending).clear();
         if volumes {
             for m in &c.mounts {
-                if m.kind == MountKind::Volume {
-                    if let Ok(Some(v)) = lock(&self.db).get_volume::<Volume>(&m.name) {
-                        if v.anonymous {
-                            let _ = self.volume_remove_unlocked(&m.name);
-                        }
-                    }
+                if m.kind != MountKind::Volume {
+                    continue;
+                }
+                // The database lock is released before the removal takes it again.
+                let anonymous = lock(&self.db)
+                    .get_volume::<Volume>(&m.name)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.anonymous);
+                if anonymous && self.volume_users(&m.name).is_empty() {
+                    let _ = self.volume_remove_unlocked(&m.name);
                 }
             }
         }

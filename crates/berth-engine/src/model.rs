@@ -79,6 +79,8 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     pub shm_size: i64,
     pub group_add: Vec<String>,
+    /// `[height, width]` of the tty before the process starts (0: unset).
+    pub console_size: [u16; 2],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +380,8 @@ pub struct ExecSpec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub privileged: bool,
+    /// `[height, width]` of the tty, set as soon as the process has one (0: unset).
+    pub console_size: [u16; 2],
 }
 
 /// An exec session (`GET /exec/{id}/json`).

@@ -201,6 +201,10 @@ impl Inner {
                 id: c.id.clone(),
                 source: err,
             })?;
+        let [h, w] = e.spec.console_size;
+        if e.spec.tty && h > 0 && w > 0 {
+            let _ = shim.resize_exec(id, h, w);
+        }
         let pid = shim.exec_state(id).map(|s| s.pid).unwrap_or(0);
         if let Some(x) = lock(&self.execs).get_mut(id) {
             x.running = true;
