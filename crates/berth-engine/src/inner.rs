@@ -550,6 +550,12 @@ impl Inner {
             }
             _ => {}
         }
+        if !self.shim_gone(ctr) {
+            return Err(Error::Internal(format!(
+                "container {}: the shim of its last run did not go away",
+                c.id
+            )));
+        }
         let dir = Ctr::dir(self, &c.id);
         let state_dir = dir.join("shim");
         let _ = fs::remove_file(state_dir.join(berth_shim::protocol::EXIT_FILE));
@@ -690,12 +696,36 @@ impl Inner {
                     oom_killed: false,
                 })
             });
-            // The runtime's state and the container's cgroups go with the shim.
-            let _ = shim.delete(true);
-            *lock(&ctr.shim) = None;
+            // Waiters hear of the exit first; the runtime's state and the container's
+            // cgroups then go with the shim (start and rm wait for that: `shim_gone`).
             inner.record_exit(&ctr, &exit);
+            let _ = shim.delete(true);
+            {
+                let _r = lock(&ctr.rec);
+                *lock(&ctr.shim) = None;
+            }
+            ctr.cv.notify_all();
             inner.after_exit(ctr, exit);
         });
+    }
+
+    /// Waits until the shim of the last run has gone (the monitor deletes it after the
+    /// exit is recorded): a new shim in the same state directory must not meet the old one.
+    fn shim_gone(&self, ctr: &Ctr) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut r = lock(&ctr.rec);
+        while lock(&ctr.shim).is_some() && !r.state.running() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            r = ctr
+                .cv
+                .wait_timeout(r, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        true
     }
 
     pub(crate) fn record_exit(&self, ctr: &Ctr, exit: &ExitInfo) {
@@ -1057,6 +1087,8 @@ impl Inner {
         }
         self.save_quiet(ctr);
         let c = ctr.get();
+        // A monitor deleting the shim of the last run finishes first.
+        self.shim_gone(ctr);
         if let Some(shim) = lock(&ctr.shim).take() {
             let _ = shim.delete(true);
         }
