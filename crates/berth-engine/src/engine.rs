@@ -93,6 +93,8 @@ pub struct CommitOptions {
 
 /// An image as `images` and `image inspect` show it.
 pub use berth_image::images::{HistoryEntry, ImageRecord};
+/// An image reference (`docker.io/library/busybox:latest`), as image records carry them.
+pub use berth_image::Reference;
 
 /// What an image removal did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -104,15 +104,52 @@ impl Inner {
         Ok(p)
     }
 
+    /// The host path of `path` when it lies on one of the container's bind mounts or volumes
+    /// (or is one of its `/etc/hostname`, `hosts`, `resolv.conf`): what the container sees
+    /// there is not in its rootfs. Resolved inside the mount's source.
+    fn on_mount(&self, c: &Container, path: &str) -> Result<Option<PathBuf>> {
+        let p = format!("/{}", path.trim_matches('/'));
+        for (dst, src) in [
+            ("/etc/hostname", &c.hostname_path),
+            ("/etc/hosts", &c.hosts_path),
+            ("/etc/resolv.conf", &c.resolv_conf_path),
+        ] {
+            if p == dst && !src.is_empty() {
+                return Ok(Some(PathBuf::from(src)));
+            }
+        }
+        let best = c
+            .mounts
+            .iter()
+            .filter(|m| m.kind != MountKind::Tmpfs && !m.source.is_empty())
+            .filter(|m| {
+                let d = m.destination.trim_end_matches('/');
+                p == d || p.starts_with(&format!("{d}/"))
+            })
+            .max_by_key(|m| m.destination.len());
+        let Some(m) = best else { return Ok(None) };
+        let src = PathBuf::from(&m.source);
+        if src.is_file() {
+            return Ok(Some(src));
+        }
+        let rest = &p[m.destination.trim_end_matches('/').len()..];
+        self.resolve(&src, rest).map(Some)
+    }
+
     pub fn archive_stat(&self, name: &str, path: &str) -> Result<PathStat> {
-        let (_, root) = self.rootfs_of(name)?;
+        let (c, root) = self.rootfs_of(name)?;
         // Stat the last component itself (a symlink stays a symlink), its parent resolved.
         let (parent, base) = split(path);
-        let dir = self.resolve(&root, parent)?;
-        let host = if base.is_empty() {
-            dir.clone()
-        } else {
-            dir.join(base)
+        let host = match self.on_mount(&c, path)? {
+            Some(h) => h,
+            None => {
+                let dir = self.resolve(&root, parent)?;
+                if base.is_empty() {
+                    dir
+                } else {
+                    dir.join(base)
+                }
+            }
         };
         let meta = fs::symlink_metadata(&host)
             .map_err(|_| Error::NoSuchContainerPath(path.to_string()))?;
@@ -138,8 +175,11 @@ impl Inner {
 
     pub fn archive_get(&self, name: &str, path: &str) -> Result<(PathStat, Box<dyn Read + Send>)> {
         let stat = self.archive_stat(name, path)?;
-        let (_, root) = self.rootfs_of(name)?;
-        let host = self.resolve(&root, path)?;
+        let (c, root) = self.rootfs_of(name)?;
+        let host = match self.on_mount(&c, path)? {
+            Some(h) => h,
+            None => self.resolve(&root, path)?,
+        };
         let base = if stat.name == "/" {
             ".".to_string()
         } else {

@@ -213,7 +213,10 @@ impl Inner {
             .map(Reference::parse)
             .transpose()
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let ch = ImportChanges::parse(changes).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut ch = ImportChanges::parse(changes).map_err(|e| Error::Invalid(e.to_string()))?;
+        // dockerd's history comment for an import from the request body.
+        ch.message
+            .get_or_insert_with(|| "Imported from -".to_string());
         let imported =
             archive::import(tar, &self.images, r.as_ref(), &ch).map_err(archive_err("import"))?;
         let id = imported.id.to_string();

@@ -270,6 +270,22 @@ fn filesystem_copy_diff_export_commit() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert_eq!(names, vec!["made"]);
+    // /etc/hostname is bound from the container's dir: cp reads what the container sees.
+    let (_, mut tar) = engine
+        .archive_get(&id, "/etc/hostname")
+        .expect("cp /etc/hostname");
+    let mut raw = Vec::new();
+    tar.read_to_end(&mut raw).expect("read tar");
+    let mut a = tar::Archive::new(&raw[..]);
+    let mut text = String::new();
+    a.entries()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, format!("{}\n", &id[..12]));
     let st = engine
         .archive_stat(&id, "/tmp/esc/passwd")
         .expect("stat through link");

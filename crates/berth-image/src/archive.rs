@@ -24,8 +24,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::images::{
-    now_secs, parse_config, parse_manifest, rfc3339, ImageError, ImageRecord, ImageStore,
-    DOCKER_MANIFEST,
+    parse_config, parse_manifest, rfc3339, ImageError, ImageRecord, ImageStore, DOCKER_MANIFEST,
 };
 use crate::reference::{Reference, ReferenceError};
 use crate::store::{digest_reader, ContentStore, Digest, HashingWriter, StoreError};
@@ -1765,7 +1764,15 @@ pub fn import_with_progress(
     let diff_id = Digest::from_hasher(hr.hasher);
     content.commit(tmp, &blob)?;
 
-    let now = rfc3339(now_secs());
+    // Nanoseconds, as dockerd writes them: two imports of one tarball in the same second
+    // are two images, not one.
+    let now = {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = rfc3339(d.as_secs());
+        format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+    };
     let mut history = History::default();
     history.set_created(Some(now.clone()));
     history.set_created_by(Some("berth image import".to_string()));
