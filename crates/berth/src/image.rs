@@ -1,43 +1,23 @@
-//! `berth image ...`: ls, inspect, history, tag, rm, prune, import, load, save, bootstrap over
-//! the image store under the state root.
+//! Image verbs: ls, inspect, history, tag, rm, prune, import, load, save, and Berth's own
+//! `bootstrap` (busybox from the host, debian by debootstrap) through the daemon.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_image::images::{ImageRecord, ImageStore};
-use berth_image::snapshot::Snapshotter;
-use berth_image::{archive, bootstrap, Digest, Reference};
+use berth_api::client::{encode_component, with_query, Request, Response};
+use berth_api::types::{
+    HistoryItem, ImageDeleteResponseItem, ImageSummary, ImagesPruneResponse, JsonMessage,
+};
+use berth_api::{Client, Filters};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::progress::Bar;
-use crate::{Failure, Result};
-
-/// The stores of a state root: images (with their content store) and snapshots.
-pub struct Stores {
-    pub root: PathBuf,
-    pub images: ImageStore,
-    pub snapshots: Snapshotter,
-}
-
-impl Stores {
-    pub fn open(root: &Path) -> Result<Stores> {
-        fs::create_dir_all(root).map_err(|e| Failure::new(format!("{}: {e}", root.display())))?;
-        Ok(Stores {
-            root: root.to_path_buf(),
-            images: ImageStore::open(root)?,
-            snapshots: Snapshotter::open(&root.join("snapshots"), None)?,
-        })
-    }
-
-    /// Where temporary files of long operations go (same filesystem as the store).
-    fn work_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-}
+use crate::container::{body_to_output, confirm, print_inspect};
+use crate::format::{self, ellipsis, human_since, human_size, short_id, Format};
+use crate::progress::{Bar, Counting};
+use crate::{client_message, Failure, Result};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -48,7 +28,7 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Show the history of an image
     History(HistoryArgs),
-    /// Create a tag TARGET that refers to SOURCE
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images
     #[command(alias = "remove")]
@@ -61,38 +41,58 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
-    /// Build a base image without a registry: busybox (from the host) or debian:SUITE
+    /// Build a base image without a registry: busybox (from the host) or debian[:SUITE]
     Bootstrap(BootstrapArgs),
 }
 
 #[derive(Args)]
 pub struct LsArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    all: bool,
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
-    /// Format output: "table", "json", or a Go-like template ("{{.Repository}}:{{.Tag}}")
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    filter: Vec<String>,
+    /// Format output using a custom template
     #[arg(long)]
     format: Option<String>,
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Only images of this repository[:tag]
+    reference: Option<String>,
 }
 
 #[derive(Args)]
 pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long)]
+    format: Option<String>,
     #[arg(required = true)]
     names: Vec<String>,
 }
 
 #[derive(Args)]
 pub struct HistoryArgs {
-    name: String,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    human: bool,
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    format: Option<String>,
+    name: String,
 }
 
 #[derive(Args)]
@@ -106,6 +106,9 @@ pub struct RmArgs {
     /// Force removal of the image
     #[arg(short, long)]
     force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    no_prune: bool,
     #[arg(required = true)]
     names: Vec<String>,
 }
@@ -118,6 +121,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter")]
+    filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -126,13 +132,15 @@ pub struct ImportArgs {
     file: String,
     /// The reference to tag the image with
     reference: Option<String>,
-    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER,
-    /// EXPOSE, VOLUME, LABEL)
+    /// Apply Dockerfile instruction to the created image
     #[arg(short, long = "change")]
     change: Vec<String>,
     /// Set commit message for imported image
     #[arg(short, long)]
     message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
     /// Suppress the progress output
     #[arg(short, long)]
     quiet: bool,
@@ -140,7 +148,7 @@ pub struct ImportArgs {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// Read from tar archive file, instead of STDIN
+    /// Read from tar archive file (or an OCI layout directory), instead of STDIN
     #[arg(short, long)]
     input: Option<PathBuf>,
     /// Suppress the load output
@@ -153,7 +161,7 @@ pub struct SaveArgs {
     /// Write to a file (a directory with --format oci), instead of STDOUT
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// docker-archive (default), or oci for an OCI image layout directory
+    /// docker (the archive the daemon writes), or oci to unpack it as an OCI layout directory
     #[arg(long, default_value = "docker")]
     format: String,
     /// Suppress the progress output
@@ -175,656 +183,506 @@ pub struct BootstrapArgs {
     quiet: bool,
 }
 
-pub fn run(root: &Path, command: ImageCommand) -> Result<()> {
-    let stores = Stores::open(root)?;
+pub fn run(c: &Client, command: ImageCommand) -> Result<()> {
     match command {
-        ImageCommand::Ls(a) => ls(&stores, &a),
-        ImageCommand::Inspect(a) => inspect(&stores, &a),
-        ImageCommand::History(a) => history(&stores, &a),
-        ImageCommand::Tag(a) => {
-            let record = stores.images.resolve(&a.source)?;
-            let target = Reference::parse(&a.target)?;
-            stores.images.tag(&target, &record.manifest_digest)?;
-            Ok(())
-        }
-        ImageCommand::Rm(a) => rm(&stores, &a),
-        ImageCommand::Prune(a) => prune(&stores, &a),
-        ImageCommand::Import(a) => import(&stores, &a),
-        ImageCommand::Load(a) => load(&stores, &a),
-        ImageCommand::Save(a) => save(&stores, &a),
-        ImageCommand::Bootstrap(a) => bootstrap_image(&stores, &a),
+        ImageCommand::Ls(a) => ls(c, &a),
+        ImageCommand::Inspect(a) => inspect(c, &a),
+        ImageCommand::History(a) => history(c, &a),
+        ImageCommand::Tag(a) => tag(c, &a),
+        ImageCommand::Rm(a) => rm(c, &a),
+        ImageCommand::Prune(a) => prune(c, &a),
+        ImageCommand::Import(a) => import(c, &a),
+        ImageCommand::Load(a) => load(c, &a),
+        ImageCommand::Save(a) => save(c, &a),
+        ImageCommand::Bootstrap(a) => bootstrap(c, &a),
     }
 }
 
-/// One row of `image ls`: an image under one of its tags (or `<none>`).
-struct Row<'a> {
-    repository: String,
-    tag: String,
-    record: &'a ImageRecord,
+fn ipath(name: &str, what: &str) -> String {
+    format!("/images/{}/{what}", encode_component(name))
 }
 
-fn ls(stores: &Stores, a: &LsArgs) -> Result<()> {
-    let records = stores.images.list()?;
-    let mut rows = Vec::new();
-    for r in &records {
-        if r.repo_tags.is_empty() {
-            rows.push(Row {
-                repository: "<none>".into(),
-                tag: "<none>".into(),
-                record: r,
-            });
-        }
-        for t in &r.repo_tags {
-            rows.push(Row {
-                repository: t.familiar_repository(),
-                tag: t.tag_or_default().to_string(),
-                record: r,
-            });
-        }
+/// `repo:tag` split, keeping a registry's port (`localhost:5000/a` has no tag).
+fn split_ref(r: &str) -> (String, String) {
+    match r.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (r.to_string(), "latest".to_string()),
     }
-    let id_of = |r: &ImageRecord| {
+}
+
+fn ls_title(f: &str) -> String {
+    match f {
+        "Repository" => "REPOSITORY",
+        "Tag" => "TAG",
+        "ID" => "IMAGE ID",
+        "Digest" => "DIGEST",
+        "CreatedSince" => "CREATED",
+        "CreatedAt" => "CREATED AT",
+        "Size" => "SIZE",
+        "SharedSize" => "SHARED SIZE",
+        "UniqueSize" => "UNIQUE SIZE",
+        "VirtualSize" => "VIRTUAL SIZE",
+        "Containers" => "CONTAINERS",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
+pub fn ls(c: &Client, a: &LsArgs) -> Result<()> {
+    let mut filters = Filters::new();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            Failure::new(format!("bad format of filter (expected name=value): {f}"))
+        })?;
+        filters.add(k, v);
+    }
+    if let Some(r) = &a.reference {
+        filters.add("reference", r);
+    }
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if a.all {
+        q.push(("all", "1".into()));
+    }
+    if !filters.is_empty() {
+        q.push(("filters", filters.to_json()));
+    }
+    let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let images: Vec<ImageSummary> = c.get(&with_query("/images/json", &pairs))?;
+    let id_of = |i: &ImageSummary| {
         if a.no_trunc {
-            r.id.to_string()
+            i.id.clone()
         } else {
-            r.id.hex()[..12].to_string()
+            short_id(&i.id)
         }
     };
-    let mut out = io::stdout().lock();
     if a.quiet {
         let mut seen = HashSet::new();
-        for row in &rows {
-            if seen.insert(row.record.id.clone()) {
-                let _ = writeln!(out, "{}", id_of(row.record));
+        let mut out = String::new();
+        for i in &images {
+            if seen.insert(i.id.clone()) {
+                out.push_str(&id_of(i));
+                out.push('\n');
             }
         }
+        format::print(&out);
         return Ok(());
     }
-    let fields = |row: &Row| -> BTreeMap<&'static str, String> {
-        let size = human_size(row.record.size);
-        BTreeMap::from([
-            ("Containers", "N/A".to_string()),
-            ("CreatedAt", row.record.created.clone()),
-            ("CreatedSince", human_since(&row.record.created)),
-            ("Digest", "<none>".to_string()),
-            ("ID", id_of(row.record)),
-            ("Repository", row.repository.clone()),
-            ("SharedSize", "N/A".to_string()),
-            ("Size", size.clone()),
-            ("Tag", row.tag.clone()),
-            ("UniqueSize", "N/A".to_string()),
-            ("VirtualSize", size),
-        ])
-    };
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let mut table = vec![[
-                "REPOSITORY".to_string(),
-                "TAG".into(),
-                "IMAGE ID".into(),
-                "CREATED".into(),
-                "SIZE".into(),
-            ]];
-            for row in &rows {
-                let f = fields(row);
-                table.push([
-                    f["Repository"].clone(),
-                    f["Tag"].clone(),
-                    f["ID"].clone(),
-                    f["CreatedSince"].clone(),
-                    f["Size"].clone(),
-                ]);
-            }
-            let widths: Vec<usize> = (0..5)
-                .map(|i| {
-                    table
-                        .iter()
-                        .map(|r| r[i].chars().count())
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            for r in &table {
-                let mut line = String::new();
-                for (i, cell) in r.iter().enumerate() {
-                    if i < 4 {
-                        line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-                    } else {
-                        line.push_str(cell);
-                    }
-                }
-                let _ = writeln!(out, "{}", line.trim_end());
-            }
-        }
-        Some("json") | Some("{{json .}}") => {
-            for row in &rows {
-                let _ = writeln!(out, "{}", json!(fields(row)));
-            }
-        }
-        Some(template) => {
-            for row in &rows {
-                let f = fields(row);
-                let mut line = template.replace("\\t", "\t");
-                for (k, v) in &f {
-                    line = line.replace(&format!("{{{{.{k}}}}}"), v);
-                }
-                line = line.replace("{{json .}}", &json!(f).to_string());
-                let _ = writeln!(out, "{line}");
-            }
+    let mut items = Vec::new();
+    for i in &images {
+        let tags: Vec<(String, String)> =
+            if i.repo_tags.is_empty() || i.repo_tags.iter().all(|t| t == "<none>:<none>") {
+                vec![("<none>".into(), "<none>".into())]
+            } else {
+                i.repo_tags.iter().map(|t| split_ref(t)).collect()
+            };
+        let digest = i
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@').map(|(_, d)| d.to_string()))
+            .unwrap_or_else(|| "<none>".into());
+        for (repo, tag) in tags {
+            let size = human_size(i.size as f64);
+            items.push(json!({
+                "Containers": if i.containers < 0 { "N/A".to_string() } else { i.containers.to_string() },
+                "CreatedAt": format::go_time(i.created),
+                "CreatedSince": human_since(i.created),
+                "Digest": digest,
+                "ID": id_of(i),
+                "Repository": repo,
+                "SharedSize": if i.shared_size < 0 { "N/A".to_string() } else { human_size(i.shared_size as f64) },
+                "Size": size,
+                "Tag": tag,
+                "UniqueSize": if i.shared_size < 0 { "N/A".to_string() } else { human_size((i.size - i.shared_size) as f64) },
+                "VirtualSize": size,
+            }));
         }
     }
-    Ok(())
-}
-
-/// `docker image inspect`'s document for one image.
-fn inspect_json(r: &ImageRecord) -> Value {
-    let cfg = &r.config;
-    let mut config = json!({
-        "Hostname": "", "Domainname": "", "User": "",
-        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-        "Tty": false, "OpenStdin": false, "StdinOnce": false,
-        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
-        "Entrypoint": null, "OnBuild": null, "Labels": null,
-    });
-    if let Some(c) = cfg.config() {
-        if let Ok(Value::Object(m)) = serde_json::to_value(c) {
-            for (k, v) in m {
-                config[k] = v;
-            }
-        }
-    }
-    let container_config = json!({
-        "Hostname": "", "Domainname": "", "User": "",
-        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-        "Tty": false, "OpenStdin": false, "StdinOnce": false,
-        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
-        "Entrypoint": null, "OnBuild": null, "Labels": null,
-    });
-    json!({
-        "Id": r.id.to_string(),
-        "RepoTags": r.repo_tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
-        "RepoDigests": [],
-        "Parent": "",
-        "Comment": "",
-        "Created": r.created,
-        "ContainerConfig": container_config,
-        "DockerVersion": "",
-        "Author": cfg.author().clone().unwrap_or_default(),
-        "Config": config,
-        "Architecture": cfg.architecture().to_string(),
-        "Os": cfg.os().to_string(),
-        "Size": r.size,
-        "VirtualSize": r.size,
-        "GraphDriver": { "Data": null, "Name": "overlay2" },
-        "RootFS": { "Type": "layers", "Layers": r.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>() },
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-        "Descriptor": { "digest": r.manifest_digest.to_string() },
-    })
-}
-
-fn inspect(stores: &Stores, a: &InspectArgs) -> Result<()> {
-    let mut docs = Vec::new();
-    let mut failed = None;
-    for name in &a.names {
-        match stores.images.resolve(name) {
-            Ok(r) => docs.push(inspect_json(&r)),
-            Err(e) => failed = Some(Failure::from(e)),
-        }
-    }
-    let text = serde_json::to_string_pretty(&Value::Array(docs)).unwrap_or_default();
-    outln!("{text}");
-    match failed {
-        Some(f) => Err(f),
-        None => Ok(()),
-    }
-}
-
-fn history(stores: &Stores, a: &HistoryArgs) -> Result<()> {
-    let record = stores.images.resolve(&a.name)?;
-    let entries = stores.images.history(&a.name)?;
-    let mut out = io::stdout().lock();
-    if a.quiet {
-        let _ = writeln!(out, "{}", short_id(&record.id, a.no_trunc));
-        return Ok(());
-    }
-    let mut rows = vec![[
-        "IMAGE".to_string(),
-        "CREATED".into(),
-        "CREATED BY".into(),
-        "SIZE".into(),
-        "COMMENT".into(),
-    ]];
-    for h in &entries {
-        let image = match &h.id {
-            Some(id) => short_id(id, a.no_trunc),
-            None => "<missing>".to_string(),
-        };
-        let mut created_by = h.created_by.clone();
-        if !a.no_trunc && created_by.chars().count() > 45 {
-            created_by = created_by.chars().take(44).collect::<String>() + "…";
-        }
-        rows.push([
-            image,
-            h.created
-                .as_deref()
-                .map(human_since)
-                .unwrap_or_else(|| "N/A".into()),
-            created_by,
-            human_size(h.size),
-            h.comment.clone(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    Ok(())
-}
-
-fn short_id(id: &Digest, no_trunc: bool) -> String {
-    if no_trunc {
-        id.to_string()
+    let default = if a.digests {
+        "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     } else {
-        id.hex()[..12].to_string()
-    }
-}
-
-fn rm(stores: &Stores, a: &RmArgs) -> Result<()> {
-    let mut failed = None;
-    for name in &a.names {
-        match stores.images.remove(name, a.force, &|_| false) {
-            Ok(removed) => {
-                for t in &removed.untagged {
-                    outln!("Untagged: {}", t.familiar());
-                }
-                for d in &removed.deleted {
-                    outln!("Deleted: {d}");
-                }
-            }
-            Err(e) => {
-                let f = Failure::from(e);
-                eprintln!("berth: {}", f.message);
-                failed = Some(f);
-            }
-        }
-    }
-    if failed.is_some() {
-        remove_unused_snapshots(stores);
-        return Err(Failure {
-            message: "some images could not be removed".into(),
-            code: 1,
-        });
-    }
-    remove_unused_snapshots(stores);
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let text = format::render(
+        &items,
+        &Format::parse(a.format.as_deref()),
+        default,
+        &ls_title,
+    )?;
+    format::print(&text);
     Ok(())
 }
 
-/// Removes committed snapshots whose chain id no image has any more (best effort: one in use
-/// by a running container stays).
-fn remove_unused_snapshots(stores: &Stores) -> u64 {
-    let Ok(records) = stores.images.list() else {
-        return 0;
-    };
-    let mut keep = HashSet::new();
-    for r in &records {
-        for c in r.chain_ids() {
-            keep.insert(c.to_string());
-        }
-    }
-    let mut removed = 0;
-    if let Ok(snaps) = stores.snapshots.list() {
-        for s in snaps {
-            let key = s.key.to_string();
-            if key.starts_with("sha256:")
-                && !keep.contains(&key)
-                && stores.snapshots.remove(&key).is_ok()
-            {
-                removed += 1;
+pub fn inspect(c: &Client, a: &InspectArgs) -> Result<()> {
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match c.get::<Value>(&ipath(n, "json")) {
+            Ok(v) => docs.push(v),
+            Err(e) => {
+                eprintln!("berth: {}", client_message(&e));
+                failed = true;
             }
         }
     }
-    removed
+    print_inspect(&docs, a.format.as_deref())?;
+    if failed {
+        return Err(Failure::new(""));
+    }
+    Ok(())
 }
 
-fn prune(stores: &Stores, a: &PruneArgs) -> Result<()> {
-    if !a.force {
-        let what = if a.all {
-            "all images without at least one container associated to them"
+fn history_title(f: &str) -> String {
+    match f {
+        "ID" => "IMAGE",
+        "CreatedSince" => "CREATED",
+        "CreatedAt" => "CREATED AT",
+        "CreatedBy" => "CREATED BY",
+        "Size" => "SIZE",
+        "Comment" => "COMMENT",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
+pub fn history(c: &Client, a: &HistoryArgs) -> Result<()> {
+    let items: Vec<HistoryItem> = c.get(&ipath(&a.name, "history"))?;
+    let id_of = |h: &HistoryItem| {
+        if h.id == "<missing>" || a.no_trunc {
+            h.id.clone()
         } else {
-            "all dangling images"
-        };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(());
+            short_id(&h.id)
+        }
+    };
+    if a.quiet {
+        let mut out = String::new();
+        for h in &items {
+            out.push_str(&id_of(h));
+            out.push('\n');
+        }
+        format::print(&out);
+        return Ok(());
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|h| {
+            let by = if a.no_trunc {
+                h.created_by.clone()
+            } else {
+                ellipsis(&h.created_by, 45)
+            };
+            json!({
+                "ID": id_of(h),
+                "CreatedSince": if a.human { human_since(h.created) } else { format::go_time(h.created) },
+                "CreatedAt": format::go_time(h.created),
+                "CreatedBy": by,
+                "Size": if a.human { human_size(h.size as f64) } else { h.size.to_string() },
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    let text = format::render(
+        &rows,
+        &Format::parse(a.format.as_deref()),
+        "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        &history_title,
+    )?;
+    format::print(&text);
+    Ok(())
+}
+
+pub fn tag(c: &Client, a: &TagArgs) -> Result<()> {
+    let (repo, tag) = split_ref(&a.target);
+    c.post_empty(&with_query(
+        &ipath(&a.source, "tag"),
+        &[("repo", &repo), ("tag", &tag)],
+    ))?;
+    Ok(())
+}
+
+fn print_deleted(items: &[ImageDeleteResponseItem], lower: bool) {
+    for it in items {
+        // Tolerate a daemon that puts the word in the value (`"Untagged": "deleted: sha256:..."`).
+        let mut lines = Vec::new();
+        for v in it.untagged.iter().chain(&it.deleted) {
+            let (deleted, value) = if let Some(d) = v.strip_prefix("deleted: ") {
+                (true, d)
+            } else if let Some(u) = v.strip_prefix("untagged: ") {
+                (false, u)
+            } else {
+                (it.deleted.as_ref() == Some(v), v.as_str())
+            };
+            lines.push((deleted, value.to_string()));
+        }
+        for (deleted, value) in lines {
+            let word = match (deleted, lower) {
+                (true, true) => "deleted",
+                (true, false) => "Deleted",
+                (false, true) => "untagged",
+                (false, false) => "Untagged",
+            };
+            outln!("{word}: {value}");
         }
     }
-    let mut reclaimed = 0u64;
-    let mut deleted = Vec::new();
-    for r in stores.images.list()? {
-        // Without a daemon no container outlives `berth run`: every image is unused.
-        if r.repo_tags.is_empty() || a.all {
-            let removed = stores.images.remove(&r.id.to_string(), true, &|_| false)?;
-            for t in &removed.untagged {
-                deleted.push(format!("untagged: {}", t.familiar()));
-            }
-            for d in &removed.deleted {
-                deleted.push(format!("deleted: {d}"));
+}
+
+pub fn rm(c: &Client, a: &RmArgs) -> Result<()> {
+    let mut failed = false;
+    for n in &a.names {
+        let mut q = Vec::new();
+        if a.force {
+            q.push(("force", "1"));
+        }
+        if a.no_prune {
+            q.push(("noprune", "1"));
+        }
+        let path = with_query(&format!("/images/{}", encode_component(n)), &q);
+        match c.delete_json::<Vec<ImageDeleteResponseItem>>(&path) {
+            Ok(items) => print_deleted(&items, false),
+            Err(e) => {
+                eprintln!("berth: {}", client_message(&e));
+                failed = true;
             }
         }
     }
-    let gc = stores.images.gc(&|_: &Digest| false)?;
-    reclaimed += gc.bytes_freed;
-    remove_unused_snapshots(stores);
+    if failed {
+        return Err(Failure::new(""));
+    }
+    Ok(())
+}
+
+pub fn prune(c: &Client, a: &PruneArgs) -> Result<()> {
+    let what = if a.all {
+        "This will remove all images without at least one container associated to them."
+    } else {
+        "This will remove all dangling images."
+    };
+    if !a.force && !confirm(what) {
+        return Ok(());
+    }
+    let mut filters = Filters::new();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            Failure::new(format!("bad format of filter (expected name=value): {f}"))
+        })?;
+        filters.add(k, v);
+    }
+    if a.all {
+        filters.add("dangling", "false");
+    }
+    let path = if filters.is_empty() {
+        "/images/prune".to_string()
+    } else {
+        with_query("/images/prune", &[("filters", &filters.to_json())])
+    };
+    let r: ImagesPruneResponse = c.post(&path, &json!({}))?;
+    let deleted = r.images_deleted.unwrap_or_default();
     if !deleted.is_empty() {
         outln!("Deleted Images:");
-        for d in &deleted {
-            outln!("{d}");
-        }
+        print_deleted(&deleted, true);
         outln!();
     }
-    outln!("Total reclaimed space: {}", human_size(reclaimed));
+    outln!(
+        "Total reclaimed space: {}",
+        human_size(r.space_reclaimed as f64)
+    );
     Ok(())
 }
 
-fn import(stores: &Stores, a: &ImportArgs) -> Result<()> {
-    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
-    let mut changes = archive::ImportChanges::parse(&a.change)?;
-    changes.message = a.message.clone();
-    let bar = Bar::new(a.quiet);
-    let mut cb = bar.callback();
-    let imported = if a.file == "-" {
-        archive::import_with_progress(
-            io::stdin().lock(),
-            &stores.images,
-            reference.as_ref(),
-            &changes,
-            Some(&mut cb),
-        )?
-    } else {
-        let file = fs::File::open(&a.file).map_err(|e| Failure::new(format!("{}: {e}", a.file)))?;
-        let total = file.metadata().map(|m| m.len()).ok();
-        let reader = CountingReader::new(file, total, &mut cb, "importing");
-        archive::import_with_progress(reader, &stores.images, reference.as_ref(), &changes, None)?
-    };
-    drop(cb);
-    bar.finish();
-    outln!("{}", imported.id);
-    Ok(())
-}
-
-fn load(stores: &Stores, a: &LoadArgs) -> Result<()> {
-    let bar = Bar::new(a.quiet);
-    let mut cb = bar.callback();
-    let loaded = match &a.input {
-        // An OCI image layout directory (what `save --format oci` writes) loads as well.
-        Some(path) if path.is_dir() => {
-            archive::load_oci_layout(path, &stores.images, Some(&mut cb))?
+/// Reads the JSON lines of load, import and bootstrap: `stream` text goes to `on_stream`,
+/// an error ends it, and the last `aux.ID` or `status` is returned.
+fn read_messages(
+    resp: Response,
+    mut on_stream: impl FnMut(&str),
+) -> Result<(Option<String>, Option<String>)> {
+    let (mut id, mut status) = (None, None);
+    for m in resp.json_lines::<JsonMessage>() {
+        let m = m?;
+        if let Some(e) = m.error_message() {
+            return Err(Failure::new(e));
         }
-        Some(path) => {
-            let file = fs::File::open(path)
-                .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-            archive::load(file, &stores.images, Some(&mut cb))?
+        if let Some(s) = &m.stream {
+            on_stream(s);
+        }
+        if let Some(aux) = &m.aux {
+            if let Some(i) = aux.get("ID").and_then(Value::as_str) {
+                id = Some(i.to_string());
+            }
+        }
+        if let Some(s) = m.status {
+            status = Some(s);
+        }
+    }
+    Ok((id, status))
+}
+
+pub fn import(c: &Client, a: &ImportArgs) -> Result<()> {
+    let mut q: Vec<(&str, String)> = vec![("fromSrc", "-".into())];
+    if let Some(r) = &a.reference {
+        let (repo, tag) = split_ref(r);
+        q.push(("repo", repo));
+        q.push(("tag", tag));
+    }
+    if let Some(m) = &a.message {
+        q.push(("message", m.clone()));
+    }
+    for ch in &a.change {
+        q.push(("changes", ch.clone()));
+    }
+    if let Some(p) = &a.platform {
+        q.push(("platform", p.clone()));
+    }
+    let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (body, total): (Box<dyn Read + Send>, Option<u64>) = if a.file == "-" {
+        (Box::new(io::stdin()), None)
+    } else {
+        let f =
+            fs::File::open(&a.file).map_err(|e| Failure::new(format!("open {}: {e}", a.file)))?;
+        let len = f.metadata().map(|m| m.len()).ok();
+        (Box::new(f), len)
+    };
+    let bar = Bar::new(a.quiet, total, "importing");
+    let body = Counting {
+        inner: body,
+        bar: bar.clone(),
+    };
+    let resp = c.request(
+        Request::new("POST", &with_query("/images/create", &pairs))
+            .reader("application/x-tar", body),
+    )?;
+    let (id, status) = read_messages(resp, |_| {})?;
+    bar.finish();
+    match id.or(status) {
+        Some(id) => outln!("{}", id.trim()),
+        None => return Err(Failure::new("import: the daemon reported no image id")),
+    }
+    Ok(())
+}
+
+/// A tar of a directory, streamed from a thread (an OCI layout directory to load).
+fn tar_dir(dir: &Path) -> Result<Box<dyn Read + Send>> {
+    let (reader, writer) = pipe()?;
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let mut b = tar::Builder::new(writer);
+        b.follow_symlinks(false);
+        if let Err(e) = b.append_dir_all(".", &dir).and_then(|_| b.finish()) {
+            eprintln!("berth: archive {}: {e}", dir.display());
+        }
+    });
+    Ok(Box::new(reader))
+}
+
+/// An anonymous pipe as a reader and a writer.
+fn pipe() -> Result<(fs::File, fs::File)> {
+    let (r, w) = nix::unistd::pipe().map_err(|e| Failure::new(format!("pipe: {e}")))?;
+    Ok((fs::File::from(r), fs::File::from(w)))
+}
+
+pub fn load(c: &Client, a: &LoadArgs) -> Result<()> {
+    let (body, total): (Box<dyn Read + Send>, Option<u64>) = match &a.input {
+        Some(p) if p.is_dir() => (tar_dir(p)?, None),
+        Some(p) => {
+            let f = fs::File::open(p)
+                .map_err(|e| Failure::new(format!("open {}: {e}", p.display())))?;
+            let len = f.metadata().map(|m| m.len()).ok();
+            (Box::new(f), len)
         }
         None => {
-            let stdin = io::stdin();
-            if stdin.is_terminal() {
+            if io::stdin().is_terminal() {
                 return Err(Failure::new(
                     "requested load from stdin, but stdin is empty",
                 ));
             }
-            archive::load(stdin.lock(), &stores.images, Some(&mut cb))?
+            (Box::new(io::stdin()), None)
         }
     };
-    drop(cb);
+    let bar = Bar::new(a.quiet, total, "loading");
+    let body = Counting {
+        inner: body,
+        bar: bar.clone(),
+    };
+    let resp =
+        c.request(Request::new("POST", "/images/load?quiet=1").reader("application/x-tar", body))?;
+    let mut lines = Vec::new();
+    read_messages(resp, |s| lines.push(s.to_string()))?;
     bar.finish();
-    for image in &loaded {
-        if image.tags.is_empty() {
-            outln!("Loaded image ID: {}", image.id);
-        }
-        for t in &image.tags {
-            outln!("Loaded image: {}", t.familiar());
+    if !a.quiet {
+        for l in lines {
+            format::print(&l);
         }
     }
     Ok(())
 }
 
-fn save(stores: &Stores, a: &SaveArgs) -> Result<()> {
-    let bar = Bar::new(a.quiet);
-    let mut cb = bar.callback();
-    let names: Vec<&str> = a.names.iter().map(String::as_str).collect();
+pub fn save(c: &Client, a: &SaveArgs) -> Result<()> {
+    let pairs: Vec<(&str, &str)> = a.names.iter().map(|n| ("names", n.as_str())).collect();
+    let resp = c.request(Request::new("GET", &with_query("/images/get", &pairs)))?;
+    let bar = Bar::new(a.quiet, None, "saving");
+    let body = Counting {
+        inner: resp,
+        bar: bar.clone(),
+    };
     match a.format.as_str() {
+        "docker" | "docker-archive" => body_to_output(body, a.output.as_deref(), "save"),
         "oci" => {
             let dir = a
                 .output
                 .as_ref()
                 .ok_or_else(|| Failure::new("--format oci needs -o DIR"))?;
-            archive::save_oci_layout(&names, &stores.images, dir, Some(&mut cb))?;
-        }
-        "docker" | "docker-archive" => match &a.output {
-            Some(path) => {
-                let tmp = path.with_extension("berth-partial");
-                let file = fs::File::create(&tmp)
-                    .map_err(|e| Failure::new(format!("{}: {e}", tmp.display())))?;
-                let mut w = io::BufWriter::with_capacity(1 << 20, file);
-                let result = archive::save(&names, &stores.images, &mut w, Some(&mut cb))
-                    .map_err(Failure::from)
-                    .and_then(|_| {
-                        w.flush()
-                            .map_err(|e| Failure::new(format!("{}: {e}", tmp.display())))
-                    });
-                drop(w);
-                if let Err(e) = result {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
-                }
-                fs::rename(&tmp, path)
-                    .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-            }
-            None => {
-                let stdout = io::stdout();
-                if stdout.is_terminal() {
-                    return Err(Failure::new(
-                        "cowardly refusing to save to a terminal. Use the -o flag or redirect",
-                    ));
-                }
-                let mut w = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-                archive::save(&names, &stores.images, &mut w, Some(&mut cb))?;
-                w.flush()
-                    .map_err(|e| Failure::new(format!("stdout: {e}")))?;
-            }
-        },
-        other => {
-            return Err(Failure::new(format!(
-                "unknown format {other:?}: docker or oci"
-            )))
-        }
-    }
-    drop(cb);
-    bar.finish();
-    Ok(())
-}
-
-fn bootstrap_image(stores: &Stores, a: &BootstrapArgs) -> Result<()> {
-    let (kind, suite) = match a.what.split_once(':') {
-        Some((k, s)) => (k, Some(s)),
-        None => (a.what.as_str(), None),
-    };
-    let bar = Bar::new(a.quiet);
-    let mut cb = bar.callback();
-    let work = stores.work_dir();
-    let imported = match kind {
-        "busybox" => {
-            if suite.is_some_and(|s| s != "latest") {
+            fs::create_dir_all(dir)
+                .map_err(|e| Failure::new(format!("create {}: {e}", dir.display())))?;
+            let mut archive = tar::Archive::new(body);
+            archive
+                .unpack(dir)
+                .map_err(|e| Failure::new(format!("extract into {}: {e}", dir.display())))?;
+            if !dir.join("index.json").is_file() || !dir.join("oci-layout").is_file() {
                 return Err(Failure::new(format!(
-                    "busybox comes from the host's busybox-static: no version {:?}",
-                    suite.unwrap_or_default()
+                    "the daemon's archive is not an OCI image layout (no index.json or \
+                     oci-layout in {})",
+                    dir.display()
                 )));
             }
-            let reference = Reference::parse(a.tag.as_deref().unwrap_or("busybox:latest"))?;
-            bootstrap::busybox(&stores.images, &reference, &work, Some(&mut cb))?
+            Ok(())
         }
-        "debian" => {
-            let suite = suite.unwrap_or("bookworm");
-            let default = format!("debian:{suite}");
-            let reference = Reference::parse(a.tag.as_deref().unwrap_or(&default))?;
-            bootstrap::debian(&stores.images, &reference, suite, &work, Some(&mut cb))?
-        }
-        other => {
-            return Err(Failure::new(format!(
-                "cannot bootstrap {other:?}: busybox or debian[:SUITE]"
-            )))
-        }
-    };
-    drop(cb);
+        other => Err(Failure::new(format!(
+            "unknown format {other:?}: docker or oci"
+        ))),
+    }
+}
+
+/// The name `bootstrap` gives an image by default: `busybox:latest`, `debian:SUITE`.
+fn bootstrap_default_name(what: &str) -> String {
+    match what.split_once(':') {
+        Some((k, s)) => format!("{k}:{s}"),
+        None if what == "debian" => "debian:bookworm".to_string(),
+        None => format!("{what}:latest"),
+    }
+}
+
+pub fn bootstrap(c: &Client, a: &BootstrapArgs) -> Result<()> {
+    let default = bootstrap_default_name(&a.what);
+    // With -t the image goes by that name only, unless the default name was already taken.
+    let default_existed = a.tag.is_some() && c.get::<Value>(&ipath(&default, "json")).is_ok();
+    let bar = Bar::new(a.quiet, None, &format!("bootstrapping {}", a.what));
+    let resp = c.request(Request::new(
+        "POST",
+        &with_query("/berth/images/bootstrap", &[("name", &a.what)]),
+    ))?;
+    let (id, _) = read_messages(resp, |s| bar.message(s))?;
     bar.finish();
-    outln!("{}", imported.id);
-    Ok(())
-}
-
-/// A reader that reports the bytes read so far to a progress callback.
-struct CountingReader<'a, R> {
-    inner: R,
-    read: u64,
-    total: Option<u64>,
-    cb: &'a mut dyn FnMut(berth_image::Progress),
-    action: &'static str,
-}
-
-impl<'a, R> CountingReader<'a, R> {
-    fn new(
-        inner: R,
-        total: Option<u64>,
-        cb: &'a mut dyn FnMut(berth_image::Progress),
-        action: &'static str,
-    ) -> Self {
-        CountingReader {
-            inner,
-            read: 0,
-            total,
-            cb,
-            action,
+    let id =
+        id.ok_or_else(|| Failure::new(format!("bootstrap {}: no image id in the answer", a.what)))?;
+    if let Some(t) = &a.tag {
+        let (repo, tag) = split_ref(t);
+        c.post_empty(&with_query(
+            &ipath(&id, "tag"),
+            &[("repo", &repo), ("tag", &tag)],
+        ))?;
+        let (drepo, dtag) = split_ref(&default);
+        if !default_existed && (drepo.as_str(), dtag.as_str()) != (repo.as_str(), tag.as_str()) {
+            let _ = c.delete(&format!("/images/{}", encode_component(&default)));
         }
     }
-}
-
-impl<R: Read> Read for CountingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        (self.cb)(berth_image::Progress {
-            action: self.action,
-            item: String::new(),
-            current: self.read,
-            total: self.total,
-        });
-        Ok(n)
-    }
-}
-
-/// Docker's `units.HumanSize`: decimal units, 3 significant digits ("4.26MB", "124MB").
-pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut size = bytes as f64;
-    let mut i = 0;
-    while size >= 1000.0 && i < units.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    let digits = if size >= 100.0 {
-        0
-    } else if size >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let mut text = format!("{size:.digits$}");
-    if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{text}{}", units[i])
-}
-
-/// "2 hours ago" for an RFC 3339 time, like docker's `units.HumanDuration`.
-pub fn human_since(rfc3339: &str) -> String {
-    let Some(then) = parse_rfc3339(rfc3339) else {
-        return "N/A".into();
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let s = (now - then).max(0);
-    let text = match s {
-        0 => "Less than a second".to_string(),
-        1 => "1 second".to_string(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".to_string(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if s < 7200 => "About an hour".to_string(),
-        s if s < 48 * 3600 => format!("{} hours", s / 3600),
-        s if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
-        s if s < 30 * 24 * 3600 * 3 => format!("{} weeks", s / (7 * 86400)),
-        s if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
-        s => format!("{} years", s / (365 * 86400)),
-    };
-    format!("{text} ago")
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = days * 86400 + h * 3600 + mi * 60 + se;
-    let rest = &s[19..];
-    let tz = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if let Some(sign) = tz.chars().next().filter(|c| *c == '+' || *c == '-') {
-        let oh: i64 = tz.get(1..3)?.parse().ok()?;
-        let om: i64 = tz.get(4..6)?.parse().ok()?;
-        let off = oh * 3600 + om * 60;
-        t -= if sign == '+' { off } else { -off };
-    }
-    Some(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(4_261_000), "4.26MB");
-        assert_eq!(human_size(124_300_000), "124MB");
-        assert_eq!(human_size(1_500), "1.5kB");
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2000-01-01T00:00:00Z"), Some(946_684_800));
-        assert_eq!(
-            parse_rfc3339("2000-01-01T01:00:00.123+01:00"),
-            Some(946_684_800)
-        );
-    }
+    outln!("{id}");
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! `berth image bootstrap debian:bookworm` (debootstrap from the Debian mirror, ~40 MB), then
-//! a container of it. Skipped unless `BERTH_TEST_DEBIAN=1`, because it downloads; that runs it
+//! `berth image bootstrap debian:bookworm` (debootstrap from the Debian mirror, ~40 MB) through a
+//! private berthd, then a container of it. Skipped unless `BERTH_TEST_DEBIAN=1`, because it downloads; that runs it
 //! (scripts/test.sh sets it, so CI does).
 
 mod support;
@@ -10,7 +10,7 @@ fn debian_bootstrap_and_run() {
     if !can_run("debian bootstrap test", &["debootstrap"]) {
         return;
     }
-    let berth = Berth::new();
+    let Some(berth) = Berth::start() else { return };
     berth.ok(&["image", "bootstrap", "debian:bookworm"]);
     let out = berth.ok(&[
         "run",

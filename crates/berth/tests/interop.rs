@@ -1,15 +1,13 @@
-//! Interop with the real tools: images saved by dockerd load and run in Berth, images saved by
-//! Berth load and run in dockerd, skopeo copies Berth's OCI layout to docker-archive and back,
-//! umoci unpacks Berth's OCI layout.
+//! Interop with the real tools, through a private berthd: images saved by dockerd load and run
+//! in Berth, images saved by Berth load and run in dockerd, skopeo copies Berth's OCI layout to
+//! docker-archive and back, umoci unpacks Berth's OCI layout.
 //!
 //! Needs root, dockerd and the docker CLI (docker.io), skopeo and umoci; skips with a message
 //! when one is missing. The dockerd is private (see `support::Dockerd`).
 
 mod support;
 
-use std::path::Path;
-
-use support::{can_run, Berth, Dockerd, OutputExt};
+use support::{busybox_tar, can_run, Berth, Dockerd, OutputExt};
 
 /// The image reference `berth image load` reported (`Loaded image: X` or `Loaded image ID: X`).
 fn loaded_name(stdout: &str) -> String {
@@ -23,25 +21,16 @@ fn loaded_name(stdout: &str) -> String {
         .to_string()
 }
 
-fn busybox_tar(dir: &Path) -> std::path::PathBuf {
-    let root = dir.join("rootfs");
-    berth_image::bootstrap::busybox_rootfs(Path::new("/usr/bin/busybox"), &root)
-        .expect("busybox rootfs");
-    let tar = dir.join("rootfs.tar");
-    berth_image::bootstrap::pack(&root, &tar, true).expect("pack rootfs");
-    tar
-}
-
 #[test]
 fn docker_save_loads_in_berth_and_berth_save_loads_in_docker() {
     if !can_run(
         "docker interop test",
-        &["dockerd", "docker", "/usr/bin/busybox"],
+        &["dockerd", "docker", "tar", "/usr/bin/busybox"],
     ) {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let berth = Berth::new();
+    let Some(berth) = Berth::start() else { return };
     let d = Dockerd::start();
 
     // docker import + docker save → berth load → berth run.
@@ -110,7 +99,7 @@ fn skopeo_and_umoci_read_berth_oci_layout() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let t = tmp.path();
-    let berth = Berth::new();
+    let Some(berth) = Berth::start() else { return };
     berth.ok(&["image", "bootstrap", "busybox", "-t", "ocibox:v1"]);
     let layout = t.join("layout");
     let layout_s = layout.to_str().expect("utf-8");
@@ -167,4 +156,71 @@ fn skopeo_and_umoci_read_berth_oci_layout() {
     let bb = bundle.join("rootfs/bin/busybox");
     assert!(bb.is_file(), "{} after umoci unpack", bb.display());
     assert!(bundle.join("config.json").is_file());
+}
+
+/// The `berth` CLI speaks the Docker Engine API as the docker CLI does: its verbs work against
+/// a real dockerd, with the same output.
+#[test]
+fn berth_cli_drives_a_real_dockerd() {
+    if !can_run(
+        "berth against dockerd test",
+        &["dockerd", "docker", "tar", "/usr/bin/busybox"],
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = Dockerd::start();
+    let tar = busybox_tar(tmp.path());
+    d.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().expect("utf-8"),
+        "busybox",
+    ]);
+    let berth = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.arg("-H").arg(&d.host).args(args);
+        cmd.stdin(std::process::Stdio::null());
+        let out = support::run_bounded(&mut cmd, support::CMD_TIMEOUT).expect("berth");
+        (out.status.code(), out.stdout_str(), out.stderr_str())
+    };
+    let (code, out, err) = berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi; echo e >&2; exit 3",
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (Some(3), "hi\n", "e\n"));
+    let (code, out, _) = berth(&["run", "-d", "--name", "bg", "busybox", "sleep", "60"]);
+    assert_eq!(code, Some(0));
+    let id = out.trim().to_string();
+    let (_, out, _) = berth(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]);
+    assert_eq!(out, format!("{id} bg\n"));
+    // The same table as the docker CLI's.
+    let theirs = d.ok(&["ps", "--format", "table {{.ID}}\t{{.Image}}\t{{.Names}}"]);
+    let (_, ours, _) = berth(&["ps", "--format", "table {{.ID}}\t{{.Image}}\t{{.Names}}"]);
+    assert_eq!(ours, theirs.stdout_str());
+    let theirs = d.ok(&[
+        "images",
+        "--format",
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}",
+    ]);
+    let (_, ours, _) = berth(&[
+        "images",
+        "--format",
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}",
+    ]);
+    assert_eq!(ours, theirs.stdout_str());
+    let (code, out, _) = berth(&["exec", "bg", "sh", "-c", "echo in exec; exit 4"]);
+    assert_eq!((code, out.as_str()), (Some(4), "in exec\n"));
+    let (_, out, _) = berth(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "bg"]);
+    assert_eq!(out, "running /bg\n");
+    let (code, _, _) = berth(&["rm", "-f", "bg"]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = berth(&["inspect", "bg"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("berth: "), "{err}");
 }

@@ -1,5 +1,5 @@
-//! Helpers for the `berth` CLI tests: a `berth` with its own state root that unmounts and removes
-//! what it leaves behind, a private dockerd (own socket, data root, exec root, pidfile) taken
+//! Helpers for the `berth` CLI tests: a private berthd driven by `berth -H` that takes down what
+//! it leaves behind, a private dockerd (own socket, data root, exec root, pidfile) taken
 //! down on drop, bounded command runs, and skip checks for root and tools.
 #![allow(dead_code)]
 
@@ -10,6 +10,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,20 @@ use tempfile::TempDir;
 
 /// Bound on any single command of a test.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A busybox root filesystem tarball made by scripts/busybox-rootfs.sh in `dir`.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+    sh(&format!("bash {} {}", script.display(), root.display()));
+    let tar = dir.join("rootfs.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        root.display(),
+        tar.display()
+    ));
+    tar
+}
 
 /// True when the test can run: root, and every tool on PATH; else says why it skips.
 pub fn can_run(test: &str, tools: &[&str]) -> bool {
@@ -65,40 +80,98 @@ impl OutputExt for Output {
     }
 }
 
-/// The `berth` binary under test, with its own state root under /var/tmp (a real filesystem,
-/// so overlay upper dirs work). On drop, unmounts what is left under it and removes it.
+/// A private berthd (own socket, data root, exec root and pid file under one short temp dir,
+/// /tmp/bt-XXXX, so socket paths stay far below 108 bytes) and the `berth` binary under test
+/// pointed at it with `-H`. On drop: removes every container, stops the daemon, kills what is
+/// left of its shims, unmounts what is left under the dir and removes it.
 pub struct Berth {
-    root: TempDir,
+    dir: TempDir,
+    child: Child,
+    pub host: String,
 }
 
 impl Berth {
-    pub fn new() -> Berth {
-        ensure_berth_runc();
-        let root = tempfile::Builder::new()
-            .prefix("berth-test-")
-            .tempdir_in("/var/tmp")
-            .expect("create berth root");
-        Berth { root }
+    /// Starts the daemon; `None` (after saying why) when berthd cannot be found or built.
+    pub fn start() -> Option<Berth> {
+        let berthd = berthd_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("bt-")
+            .tempdir_in("/tmp")
+            .expect("create berthd tempdir under /tmp");
+        let d = dir.path();
+        let log = fs::File::create(d.join("berthd.log")).expect("create berthd.log");
+        let log2 = log.try_clone().expect("dup berthd.log");
+        let host = format!("unix://{}", d.join("s.sock").display());
+        let mut cmd = Command::new(&berthd);
+        cmd.arg("-H")
+            .arg(&host)
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("berthd.pid"))
+            .args(["--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let mut berth = Berth { dir, child, host };
+        berth.wait_ready();
+        Some(berth)
     }
 
-    pub fn root(&self) -> &Path {
-        self.root.path()
+    pub fn path(&self) -> &Path {
+        self.dir.path()
     }
 
-    /// `berth --root ROOT ARGS...`, stdin from /dev/null.
+    /// The daemon's data root.
+    pub fn root(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("berthd exited early ({status})\n{}", self.log_tail(40));
+            }
+            if let Ok(out) = run_bounded(&mut self.cmd(["version"]), Duration::from_secs(5)) {
+                if out.status.success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("berthd did not start\n{}", self.log_tail(40));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(self.path().join("berthd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        format!("--- last {n} lines of berthd.log ---\n{tail}")
+    }
+
+    /// `berth -H unix://SOCKET ARGS...`, stdin from /dev/null.
     pub fn cmd<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.arg("--root").arg(self.root()).args(args);
+        cmd.arg("-H").arg(&self.host).args(args);
+        cmd.env_remove("BERTH_HOST").env_remove("DOCKER_HOST");
         cmd.stdin(Stdio::null());
         cmd
     }
 
     pub fn output(&self, args: &[&str]) -> Output {
-        run_bounded(&mut self.cmd(args), CMD_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+        run_bounded(&mut self.cmd(args), CMD_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_tail(30)))
     }
 
     /// Runs `berth ARGS...` and asserts it succeeded.
@@ -106,41 +179,108 @@ impl Berth {
         let out = self.output(args);
         assert!(
             out.status.success(),
-            "berth {}\n{}",
+            "berth {}\n{}\n{}",
             args.join(" "),
-            out.explain()
+            out.explain(),
+            self.log_tail(30)
         );
         out
     }
 
-    /// Mount points under the root (none should be left after a run).
+    /// Mount points under the daemon's dirs (none should be left after `run --rm`).
     pub fn mounts(&self) -> Vec<PathBuf> {
-        mounts_under(self.root())
+        mounts_under(self.path())
+    }
+
+    /// Takes everything down; never panics.
+    fn shutdown(&mut self) {
+        let d = self.path().to_path_buf();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            if let Ok(out) = run_bounded(&mut self.cmd(["ps", "-aq"]), Duration::from_secs(20)) {
+                let ids: Vec<String> = out
+                    .stdout_str()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                if !ids.is_empty() {
+                    let mut rm = self.cmd(["rm", "-f"]);
+                    rm.args(&ids);
+                    let _ = run_bounded(&mut rm, Duration::from_secs(30));
+                }
+            }
+            let pid = Pid::from_raw(self.child.id() as i32);
+            let _ = kill(pid, Signal::SIGTERM);
+            if wait_bounded(&mut self.child, Duration::from_secs(10)).is_none() {
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = self.child.wait();
+            }
+        }
+        // Shims and containers outlive the daemon: kill any still holding our paths.
+        let needle = format!("{}/", d.display());
+        for _ in 0..50 {
+            let pids = pids_mentioning(&needle);
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                let _ = kill(p, Signal::SIGKILL);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        unmount_all_under(&d);
     }
 }
 
 impl Drop for Berth {
     fn drop(&mut self) {
-        unmount_all_under(self.root());
+        self.shutdown();
+        if let Err(e) = fs::remove_dir_all(self.path()) {
+            eprintln!("cleanup: remove {}: {e}", self.path().display());
+        }
     }
 }
 
-/// Makes sure berth-runc is built next to berth (cargo builds only the tested package's bins).
-pub fn ensure_berth_runc() {
-    let berth = Path::new(env!("CARGO_BIN_EXE_berth"));
-    let dir = berth.parent().expect("bin dir");
-    if dir.join("berth-runc").is_file() {
-        return;
-    }
-    let target = dir.parent().expect("target dir");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-p", "berth-runc"]);
-    if dir.file_name() == Some(OsStr::new("release")) {
-        cmd.arg("--release");
-    }
-    cmd.env("CARGO_TARGET_DIR", target);
-    let status = cmd.status().expect("run cargo build -p berth-runc");
-    assert!(status.success(), "cargo build -p berth-runc: {status}");
+/// berthd beside the `berth` under test, built (with berth-shim and berth-runc, which it runs
+/// from beside itself) when missing, since `cargo test -p berth` builds only berth's binary.
+/// `None` after a message when that fails.
+pub fn berthd_binary() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let berth = Path::new(env!("CARGO_BIN_EXE_berth"));
+            let dir = berth.parent()?;
+            let bins = ["berthd", "berth-shim", "berth-runc"];
+            if bins.iter().all(|b| dir.join(b).is_file()) {
+                return Some(dir.join("berthd"));
+            }
+            let target = dir.parent()?;
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args([
+                "build",
+                "-p",
+                "berthd",
+                "-p",
+                "berth-shim",
+                "-p",
+                "berth-runc",
+            ]);
+            if dir.file_name() == Some(OsStr::new("release")) {
+                cmd.arg("--release");
+            }
+            cmd.env("CARGO_TARGET_DIR", target);
+            match cmd.status() {
+                Ok(s) if s.success() && dir.join("berthd").is_file() => Some(dir.join("berthd")),
+                other => {
+                    eprintln!(
+                        "skipping: berthd is not beside {} and `cargo build -p berthd` failed \
+                         ({other:?}); run `cargo build --workspace` first",
+                        berth.display()
+                    );
+                    None
+                }
+            }
+        })
+        .clone()
 }
 
 /// A private dockerd with everything under one short tempdir; taken down on drop.
