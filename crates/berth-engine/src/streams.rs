@@ -201,14 +201,18 @@ impl Inner {
                 id: c.id.clone(),
                 source: err,
             })?;
-        let [h, w] = e.spec.console_size;
+        let pid = shim.exec_state(id).map(|s| s.pid).unwrap_or(0);
+        let size = match lock(&self.execs).get_mut(id) {
+            Some(x) => {
+                x.running = true;
+                x.pid = pid;
+                x.spec.console_size
+            }
+            None => e.spec.console_size,
+        };
+        let [h, w] = size;
         if e.spec.tty && h > 0 && w > 0 {
             let _ = shim.resize_exec(id, h, w);
-        }
-        let pid = shim.exec_state(id).map(|s| s.pid).unwrap_or(0);
-        if let Some(x) = lock(&self.execs).get_mut(id) {
-            x.running = true;
-            x.pid = pid;
         }
         self.event("container", "exec_start", &c, &[("execID", id.to_string())]);
         if detach {
@@ -269,6 +273,18 @@ impl Inner {
     }
 
     pub fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        {
+            // Not started yet (a client may resize as soon as it has the 101): the size is
+            // applied once the process has its tty.
+            let mut execs = lock(&self.execs);
+            let e = execs
+                .get_mut(id)
+                .ok_or_else(|| Error::NoSuchExec(id.to_string()))?;
+            if !e.running && e.exit_code.is_none() {
+                e.spec.console_size = [height, width];
+                return Ok(());
+            }
+        }
         let e = self.exec_get(id)?;
         let ctr = self.find(&e.container_id)?;
         match ctr.shim() {

@@ -579,6 +579,48 @@ async fn dispatch(
             let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
             let start: ExecStartRequest = create::parse_body("exec start", &bytes)?;
             let detach = start.detach;
+            let on_upgrade = match on_upgrade {
+                Some(u) if !detach => Ok(u),
+                other => Err(other),
+            };
+            let on_upgrade = match on_upgrade {
+                Err(other) => other,
+                Ok(on_upgrade) => {
+                    // As dockerd does: the 101 goes out before the process starts, so a client
+                    // that reads the raw socket after parsing the headers (the Python SDK) never
+                    // has output swallowed by its header buffer. A failure to start is written
+                    // into the stream.
+                    let i = id.clone();
+                    let exec = blocking(engine, move |e| e.exec_inspect(&i)).await?;
+                    let engine = Arc::clone(engine);
+                    tokio::spawn(async move {
+                        let upgraded = match on_upgrade.await {
+                            Ok(u) => u,
+                            Err(e) => {
+                                tracing::warn!("upgrading the connection: {e}");
+                                return;
+                            }
+                        };
+                        let mut io = TokioIo::new(upgraded);
+                        match blocking(&engine, move |e| e.exec_start(&id, false)).await {
+                            Ok(Some(stream)) => match hijack::to_tokio(stream.conn) {
+                                Ok(s) => {
+                                    if let Err(e) = hijack::splice(io, s).await {
+                                        tracing::debug!("hijacked stream ended: {e}");
+                                    }
+                                }
+                                Err(e) => tracing::warn!("exec stream: {e}"),
+                            },
+                            Ok(None) => {}
+                            Err(e) => {
+                                use tokio::io::AsyncWriteExt;
+                                let _ = io.write_all(format!("{}\n", e.message).as_bytes()).await;
+                            }
+                        }
+                    });
+                    return Ok(hijack::upgrade_response(exec.spec.tty, version));
+                }
+            };
             let stream = blocking(engine, move |e| e.exec_start(&id, detach)).await?;
             match stream {
                 None => with_type(StatusCode::OK, "application/json", body::empty()),
