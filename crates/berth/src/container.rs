@@ -1341,23 +1341,14 @@ pub fn prune(c: &Client, a: &PruneArgs) -> Result<()> {
         return Ok(());
     }
     let filters = parse_filters(&a.filter)?;
-    let path = if filters.is_empty() {
-        "/containers/prune".to_string()
-    } else {
-        with_query("/containers/prune", &[("filters", &filters.to_json())])
-    };
-    let r: ContainersPruneResponse = c.post(&path, &json!({}))?;
-    let deleted = r.containers_deleted.unwrap_or_default();
-    if !deleted.is_empty() {
-        outln!("Deleted Containers:");
-        for d in &deleted {
-            outln!("{d}");
-        }
-        outln!();
-    }
-    outln!(
-        "Total reclaimed space: {}",
-        human_size(r.space_reclaimed as f64)
+    let r: ContainersPruneResponse = c.post(
+        &crate::format::prune_path("/containers/prune", &filters),
+        &json!({}),
+    )?;
+    crate::format::print_pruned(
+        "Deleted Containers:",
+        &r.containers_deleted.unwrap_or_default(),
+        r.space_reclaimed as u64,
     );
     Ok(())
 }

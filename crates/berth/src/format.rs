@@ -475,6 +475,30 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     }
 }
 
+/// `POST /{what}/prune` with the filters, if any.
+pub fn prune_path(base: &str, filters: &berth_api::Filters) -> String {
+    if filters.is_empty() {
+        base.to_string()
+    } else {
+        berth_api::client::with_query(base, &[("filters", &filters.to_json())])
+    }
+}
+
+/// What `docker ... prune` prints: the deleted ids under a title, then the space reclaimed.
+pub fn print_pruned(title: &str, deleted: &[String], space_reclaimed: u64) {
+    if !deleted.is_empty() {
+        outln!("{title}");
+        for d in deleted {
+            outln!("{d}");
+        }
+        outln!();
+    }
+    outln!(
+        "Total reclaimed space: {}",
+        human_size(space_reclaimed as f64)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

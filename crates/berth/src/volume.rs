@@ -230,23 +230,12 @@ fn prune(c: &Client, a: &PruneArgs) -> Result<()> {
     if a.all {
         f.add("all", "true");
     }
-    let path = if f.is_empty() {
-        "/volumes/prune".to_string()
-    } else {
-        with_query("/volumes/prune", &[("filters", &f.to_json())])
-    };
-    let r: VolumesPruneResponse = c.post(&path, &json!({}))?;
-    let deleted = r.volumes_deleted.unwrap_or_default();
-    if !deleted.is_empty() {
-        outln!("Deleted Volumes:");
-        for d in &deleted {
-            outln!("{d}");
-        }
-        outln!();
-    }
-    outln!(
-        "Total reclaimed space: {}",
-        human_size(r.space_reclaimed as f64)
+    let r: VolumesPruneResponse =
+        c.post(&crate::format::prune_path("/volumes/prune", &f), &json!({}))?;
+    crate::format::print_pruned(
+        "Deleted Volumes:",
+        &r.volumes_deleted.unwrap_or_default(),
+        r.space_reclaimed as u64,
     );
     Ok(())
 }
