@@ -11,6 +11,7 @@ mod resources;
 mod stats;
 #[cfg(test)]
 mod testutil;
+mod warm;
 
 pub use devicefilter::{attach as attach_device_filter, device_filter_program, BpfInsn};
 pub use error::CgroupError;
@@ -23,6 +24,7 @@ pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryEventCount,
     MemoryStats, PidsStats, Stats, Throttling,
 };
+pub use warm::{own_procs_file, touch as touch_attach, AttachWarmer};
 
 use fs::FsManager;
 use std::collections::BTreeMap;

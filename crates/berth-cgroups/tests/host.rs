@@ -175,3 +175,35 @@ fn lifecycle_on_this_host() {
     // Idempotent.
     g.mgr.destroy().unwrap();
 }
+
+#[test]
+fn attach_warm_up_moves_nothing() {
+    if !is_root() {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    let procs = berth_cgroups::own_procs_file(
+        &berth_cgroups::parse_mountinfo(
+            &std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"),
+        ),
+        &before,
+    )
+    .expect("this process's cgroup is visible");
+    let pid = std::process::id().to_string();
+    let listed = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .expect("read cgroup.procs")
+            .lines()
+            .any(|l| l == pid)
+    };
+    assert!(listed(&procs), "{} lists this process", procs.display());
+    let w = berth_cgroups::AttachWarmer::start().expect("start warm-up");
+    w.poke(std::time::Duration::from_millis(30));
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    drop(w);
+    assert!(listed(&procs), "still in {}", procs.display());
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup"),
+        before
+    );
+}

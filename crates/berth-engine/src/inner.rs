@@ -36,7 +36,14 @@ pub(crate) struct Inner {
     pub events: EventBus,
     /// Serialises name and volume reservations.
     pub names: Mutex<()>,
+    /// Pays the cgroup attach lock's grace period ahead of each start (None where this
+    /// process's cgroup cannot be written).
+    pub warm: Option<berth_cgroups::AttachWarmer>,
 }
+
+/// How long the cgroup attach path is kept warm after a create or a start begins: long enough
+/// for the runtime to reach its `cgroup.procs` writes.
+const WARM_WINDOW: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// One container: its record and what waits on it.
 pub(crate) struct Ctr {
@@ -101,9 +108,18 @@ impl Inner {
             execs: Mutex::new(HashMap::new()),
             events: EventBus::new(),
             names: Mutex::new(()),
+            warm: berth_cgroups::AttachWarmer::start().ok(),
         });
         inner.recover()?;
         Ok(inner)
+    }
+
+    /// A start is coming: have the cgroup attach lock writer-favoured by the time the runtime
+    /// moves the container's init into its cgroups.
+    pub fn warm_cgroups(&self) {
+        if let Some(w) = &self.warm {
+            w.poke(WARM_WINDOW);
+        }
     }
 
     pub fn runtime_root(&self) -> PathBuf {
@@ -166,7 +182,7 @@ impl Inner {
                 }
                 Status::Removing => {
                     // An rm cut short: finish it.
-                    let _ = self.remove_now(&ctr, false);
+                    let _ = self.remove_now(&ctr, false, false);
                 }
                 _ => {}
             }
@@ -248,6 +264,8 @@ impl Inner {
 
     pub fn create(self: &Arc<Inner>, mut spec: ContainerSpec) -> Result<(String, Vec<String>)> {
         spec::validate(&spec)?;
+        // `docker run` starts what it creates: the warm-up overlaps the rest of the create.
+        self.warm_cgroups();
         let record = self
             .images
             .resolve(&spec.image)
@@ -556,6 +574,7 @@ impl Inner {
                 c.id
             )));
         }
+        self.warm_cgroups();
         let dir = Ctr::dir(self, &c.id);
         let state_dir = dir.join("shim");
         let _ = fs::remove_file(state_dir.join(berth_shim::protocol::EXIT_FILE));
@@ -680,7 +699,7 @@ impl Inner {
             false
         });
         if auto_remove {
-            if let Err(e) = self.remove_now(ctr, true) {
+            if let Err(e) = self.remove_now(ctr, true, true) {
                 eprintln!("berth-engine: auto-remove {}: {e}", ctr.id);
             }
         }
@@ -780,7 +799,7 @@ impl Inner {
             let inner = self.clone();
             std::thread::spawn(move || {
                 let _op = lock(&ctr.op);
-                if let Err(e) = inner.remove_now(&ctr, true) {
+                if let Err(e) = inner.remove_now(&ctr, true, true) {
                     eprintln!("berth-engine: auto-remove {}: {e}", ctr.id);
                 }
             });
@@ -1073,11 +1092,16 @@ impl Inner {
                 )));
             }
         }
-        self.remove_now(&ctr, volumes)
+        self.remove_now(&ctr, volumes, false)
     }
 
     /// Takes a stopped container down: runtime state, rootfs, snapshot, files, row.
-    pub(crate) fn remove_now(&self, ctr: &Ctr, volumes: bool) -> Result<()> {
+    ///
+    /// Removes a container whose shim has stopped or is stopping. With `answer_first` (`--rm`,
+    /// where `docker run` waits for the removal), the row goes and waiters hear of it before
+    /// the rootfs is unmounted and the directory removed: a crash in between leaves a directory
+    /// without a row, which `open` takes down. Otherwise (`rm`) a failed unmount keeps the row.
+    pub(crate) fn remove_now(&self, ctr: &Ctr, volumes: bool, answer_first: bool) -> Result<()> {
         {
             let mut r = lock(&ctr.rec);
             if r.state.status == Status::Removing && !lock(&self.ctrs).contains_key(&ctr.id) {
@@ -1094,17 +1118,38 @@ impl Inner {
         }
         self.runtime_delete(&c.id);
         let dir = Ctr::dir(self, &c.id);
-        bundle::teardown(&self.snapshots, &c.id, &dir.join("rootfs"))?;
-        fs::remove_dir_all(&dir).or_else(|e| {
+        if answer_first {
+            self.forget(ctr, &c, volumes)?;
+            if let Err(e) = self.take_down(&c.id, &dir) {
+                eprintln!(
+                    "berth-engine: remove {}: {e} (left for the next start)",
+                    c.id
+                );
+            }
+            return Ok(());
+        }
+        self.take_down(&c.id, &dir)?;
+        self.forget(ctr, &c, volumes)
+    }
+
+    /// Unmounts a removed container's rootfs, drops its snapshot and removes its directory.
+    fn take_down(&self, id: &str, dir: &Path) -> Result<()> {
+        bundle::teardown(&self.snapshots, id, &dir.join("rootfs"))?;
+        fs::remove_dir_all(dir).or_else(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Ok(())
             } else {
                 Err(Error::Io {
-                    path: dir.clone(),
+                    path: dir.to_path_buf(),
                     source: e,
                 })
             }
-        })?;
+        })
+    }
+
+    /// The row, the in-memory entry and (with `volumes`) its anonymous volumes go; then the
+    /// `destroy` event and the waiters.
+    fn forget(&self, ctr: &Ctr, c: &Container, volumes: bool) -> Result<()> {
         lock(&self.db).delete_container(&c.id)?;
         lock(&self.ctrs).remove(&c.id);
         lock(&self.execs).retain(|_, e| e.container_id != c.id);
@@ -1126,7 +1171,7 @@ impl Inner {
                 }
             }
         }
-        self.event("container", "destroy", &c, &[]);
+        self.event("container", "destroy", c, &[]);
         let result = WaitResult {
             exit_code: c.state.exit_code,
             error: None,

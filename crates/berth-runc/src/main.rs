@@ -6,33 +6,6 @@ mod log;
 mod spec;
 
 fn main() {
-    lean_text();
+    berth_runtime::lean::lean_text();
     std::process::exit(cli::main());
-}
-
-extern "C" {
-    static __executable_start: u8;
-    static etext: u8;
-}
-
-/// Keeps the resident set small: the kernel maps 64 KiB of file pages around every page
-/// fault ("fault-around"), which for a short-lived process touching scattered code means most
-/// of the binary ends up mapped. Advising random access on our own text turns that off, and
-/// dropping what is mapped so far lets only the pages we really run come back.
-fn lean_text() {
-    // Both symbols are provided by the linker; only their addresses are taken.
-    let (start, end) = (
-        std::ptr::addr_of!(__executable_start) as usize,
-        std::ptr::addr_of!(etext) as usize,
-    );
-    let start = start & !4095;
-    if end <= start {
-        return;
-    }
-    // SAFETY: madvise on our own read-only, file-backed text and rodata mappings; dropping
-    // their page table entries only makes the pages fault in again from the page cache.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-    }
 }

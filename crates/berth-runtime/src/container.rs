@@ -316,10 +316,20 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
     cleanup.pids.push(c1.as_raw());
     let sock = parent_sock.as_fd();
     let mut c1_reaped = false;
+    // Placing a task in a v1 hierarchy waits for an RCU grace period (the first
+    // `cgroup.procs` write of a burst takes several milliseconds). Without a cgroup
+    // namespace, nothing before `execve` depends on the init's cgroup, so the init is placed
+    // while it builds its rootfs: `create` returns (and `start` may run) only after that.
+    // A cgroup namespace is rooted at the cgroup of the process that unshares it, so then the
+    // first child is placed before it goes on.
+    let place_early = plan.has(LinuxNamespaceType::Cgroup);
     let result = (|| -> Result<Option<OwnedFd>> {
-        cg.add_task(c1.as_raw())?;
+        if place_early {
+            cg.add_task(c1.as_raw())?;
+        }
         send(sock, Tag::Go, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
         let mut pty = None;
+        let mut ready = false;
         loop {
             let msg = recv(sock).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
             match msg {
@@ -345,10 +355,16 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
                             .unwrap_or_default(),
                     );
                     cleanup.pids.push(pid);
+                    if !place_early {
+                        cg.add_task(pid)?;
+                    }
                     st.pid = pid;
                     st.pid_start = state::proc_stat(pid).map(|s| s.0).unwrap_or(0);
                     let _ = waitpid(c1, None);
                     c1_reaped = true;
+                    if ready {
+                        return Ok(pty);
+                    }
                 }
                 Some((Tag::Hooks, _, _)) => {
                     let s = st.oci_json(Status::Creating);
@@ -363,7 +379,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
                         .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
                 }
                 Some((Tag::Pty, _, fd)) => pty = fd,
-                Some((Tag::Ready, _, _)) => return Ok(pty),
+                // The init's pid comes from the first child, the readiness from the init:
+                // both are needed (the init is placed in its cgroups on the pid).
+                Some((Tag::Ready, _, _)) if st.pid != 0 => return Ok(pty),
+                Some((Tag::Ready, _, _)) => ready = true,
                 Some((Tag::Error, p, _)) => {
                     return Err(RuntimeError::Init(String::from_utf8_lossy(&p).into_owned()))
                 }

@@ -8,6 +8,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod lean;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

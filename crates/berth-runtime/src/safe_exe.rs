@@ -24,33 +24,26 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// True when the running executable sits on a read-only mount.
-pub fn is_protected() -> bool {
-    match nix::sys::statvfs::statvfs("/proc/self/exe") {
-        Ok(st) => st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
-        Err(_) => false,
-    }
-}
-
-/// Re-executes the current process from a read-only detached mount of its own binary unless
-/// it already runs from a read-only mount. Returns only when no re-exec is needed.
-pub fn ensure() -> Result<()> {
-    if is_protected() {
-        return Ok(());
-    }
+/// A detached, read-only bind mount of the file at `path` (never attached anywhere, so
+/// nothing is left to unmount once the descriptor and whatever runs from it are gone).
+/// Executing it (`execveat(fd, "", AT_EMPTY_PATH)` or `/proc/self/fd/N`) gives a process whose
+/// `/proc/PID/exe` cannot be written through.
+pub fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd> {
     let err = |what: &str| {
         RuntimeError::Sys(
-            format!("protect runtime binary: {what}"),
+            format!("protect {}: {what}", path.display()),
             nix::Error::last(),
         )
     };
-    let path = CString::new("/proc/self/exe").unwrap_or_default();
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        RuntimeError::Other(format!("protect {}: path holds a NUL byte", path.display()))
+    })?;
     // SAFETY: open_tree with a valid path; returns a new fd or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
-            path.as_ptr(),
+            c.as_ptr(),
             OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
         )
     };
@@ -80,6 +73,31 @@ pub fn ensure() -> Result<()> {
     if r != 0 {
         return Err(err("mount_setattr"));
     }
+    Ok(fd)
+}
+
+/// True when the running executable sits on a read-only mount.
+pub fn is_protected() -> bool {
+    match nix::sys::statvfs::statvfs("/proc/self/exe") {
+        Ok(st) => st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        Err(_) => false,
+    }
+}
+
+/// Re-executes the current process from a read-only detached mount of its own binary unless
+/// it already runs from a read-only mount. Returns only when no re-exec is needed.
+pub fn ensure() -> Result<()> {
+    if is_protected() {
+        return Ok(());
+    }
+    let err = |what: &str| {
+        RuntimeError::Sys(
+            format!("protect runtime binary: {what}"),
+            nix::Error::last(),
+        )
+    };
+    let fd = readonly_clone(std::path::Path::new("/proc/self/exe"))?;
+    let empty = CString::default();
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();

@@ -2,10 +2,14 @@
 //! again from its state directory, and one method per request. Stream requests return the
 //! connection as a `UnixStream` once the shim has accepted them.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 
@@ -37,6 +41,9 @@ pub struct ShimOpts {
     pub start: bool,
     /// The `berth-shim` binary; default: beside the current executable, else `$PATH`.
     pub shim_binary: Option<PathBuf>,
+    /// Run the runtime's create, start and delete inside the shim (the runtime is Berth's
+    /// own; default: when `runtime` is named `berth-runc`) instead of executing it.
+    pub builtin_runtime: bool,
 }
 
 impl ShimOpts {
@@ -47,10 +54,12 @@ impl ShimOpts {
         runtime_root: impl Into<PathBuf>,
         state_dir: impl Into<PathBuf>,
     ) -> ShimOpts {
+        let runtime: PathBuf = runtime.into();
+        let builtin_runtime = runtime.file_name().is_some_and(|n| n == "berth-runc");
         ShimOpts {
             id: id.into(),
             bundle: bundle.into(),
-            runtime: runtime.into(),
+            runtime,
             runtime_root: runtime_root.into(),
             state_dir: state_dir.into(),
             tty: false,
@@ -59,6 +68,7 @@ impl ShimOpts {
             log_max_file: 1,
             start: true,
             shim_binary: None,
+            builtin_runtime,
         }
     }
 
@@ -78,6 +88,24 @@ impl ShimOpts {
     }
 }
 
+/// A read-only detached mount of the shim binary at `bin`, made once per path and kept for the
+/// life of the process; `None` when it cannot be made (the shim then protects itself).
+fn protected(bin: &Path) -> Option<RawFd> {
+    static CLONES: OnceLock<Mutex<HashMap<PathBuf, Option<OwnedFd>>>> = OnceLock::new();
+    let mut map = CLONES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(bin.to_path_buf())
+        .or_insert_with(|| {
+            bin.is_absolute()
+                .then(|| berth_runtime::safe_exe::readonly_clone(bin).ok())
+                .flatten()
+        })
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+}
+
 /// A running shim, known by its state directory.
 #[derive(Debug, Clone)]
 pub struct Shim {
@@ -91,7 +119,17 @@ impl Shim {
     pub fn start(opts: &ShimOpts) -> Result<Shim> {
         std::fs::create_dir_all(&opts.state_dir).map_err(io("create", &opts.state_dir))?;
         let bin = opts.binary();
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match opts.builtin_runtime.then(|| protected(&bin)).flatten() {
+            // A shim that forks into containers runs from a read-only mount of its binary
+            // (so a container cannot write it through /proc/PID/exe): started from one made
+            // once here, it need not re-execute itself at each start.
+            Some(fd) => {
+                let mut c = Command::new(format!("/proc/self/fd/{fd}"));
+                c.arg0(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("--id")
             .arg(&opts.id)
             .arg("--bundle")
@@ -115,6 +153,9 @@ impl Shim {
         }
         if !opts.start {
             cmd.arg("--no-start");
+        }
+        if opts.builtin_runtime {
+            cmd.arg("--builtin-runtime");
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -42,6 +42,9 @@ struct Cli {
     /// Do not daemonise
     #[arg(long)]
     foreground: bool,
+    /// The runtime is Berth's own: run its create, start and delete without executing it
+    #[arg(long = "builtin-runtime")]
+    builtin_runtime: bool,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -60,7 +63,19 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() {
+    berth_runtime::lean::lean_text();
     let cli = Cli::parse();
+    if cli.builtin_runtime {
+        // Started through a descriptor (/proc/self/fd/N), the process is named after its
+        // number: keep the name ps and pgrep know.
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string that outlives the call.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-shim".as_ptr(), 0, 0, 0) };
+        // This process forks into containers: it must not run from a writable binary.
+        if let Err(e) = berth_runtime::safe_exe::ensure() {
+            eprintln!("berth-shim: {e}");
+            std::process::exit(1);
+        }
+    }
     let cfg = berth_shim::server::Config {
         id: cli.id,
         bundle: cli.bundle,
@@ -72,6 +87,7 @@ fn main() {
         log_max_size: cli.log_max_size,
         log_max_file: cli.log_max_file.max(1),
         start: !cli.no_start,
+        builtin: cli.builtin_runtime,
     };
     std::process::exit(berth_shim::server::run(cfg, cli.foreground));
 }

@@ -1,5 +1,5 @@
-//! The shim daemon: creates and starts the container through the runtime binary, holds its
-//! stdio (pipes) or pty master, copies its output to the json-file log and to attached clients,
+//! The shim daemon: creates and starts the container through the runtime (Berth's own, linked
+//! in, or a runc-compatible binary), holds its stdio (pipes) or pty master, copies its output to the json-file log and to attached clients,
 //! reaps it (child subreaper), records `exit.json`, and serves the control socket.
 //!
 //! Synchronous: one thread per output stream, one per connection, one reaper. The shim stays
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,6 +49,11 @@ pub struct Config {
     pub log_max_file: u32,
     /// Run `start` right after `create` (otherwise wait for a `start` request).
     pub start: bool,
+    /// The runtime is Berth's own (`berth-runc`): create and start run its code in forked
+    /// children of the shim and delete in the shim, instead of executing the binary (exec and
+    /// kill still execute it). The shim must run from a read-only mount of its binary
+    /// (`berth_runtime::safe_exe`), as the runtime does before it forks into a container.
+    pub builtin: bool,
 }
 
 const THREAD_STACK: usize = 256 * 1024;
@@ -78,10 +83,9 @@ pub fn run(cfg: Config, foreground: bool) -> i32 {
         // SAFETY: called from main before any other thread exists; both sides go on with
         // ordinary Rust code.
         match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
                 drop(ready_w);
-                let mut msg = String::new();
-                let _ = File::from(ready_r).read_to_string(&mut msg);
+                let mut msg = read_ready(File::from(ready_r), child);
                 if msg == "ok" {
                     return 0;
                 }
@@ -108,8 +112,11 @@ pub fn run(cfg: Config, foreground: bool) -> i32 {
     let dir = cfg.state_dir.clone();
     match setup(cfg) {
         Ok((shim, listener)) => {
-            let _ = ready.write_all(b"ok");
+            let _ = ready.write_all(b"ok\n");
             drop(ready);
+            // What the set-up ran (the runtime's create, above all) need not stay resident
+            // for the container's whole life.
+            shed();
             serve(shim, listener);
             0
         }
@@ -117,8 +124,34 @@ pub fn run(cfg: Config, foreground: bool) -> i32 {
             eprintln!("berth-shim: {msg}");
             let _ = fs::remove_file(dir.join(SOCKET));
             let _ = fs::remove_file(dir.join(PID_FILE));
-            let _ = ready.write_all(msg.as_bytes());
+            let _ = ready.write_all(format!("{}\n", msg.replace('\n', " ")).as_bytes());
             1
+        }
+    }
+}
+
+/// The daemonised shim's report: one line, "ok" or what failed. A container's init forked by
+/// the built-in runtime holds the pipe until it executes, so the line, not the end of the
+/// pipe, ends the report; the shim exiting without one is noticed too.
+fn read_ready(pipe: File, shim: nix::unistd::Pid) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut reader = BufReader::new(pipe);
+    loop {
+        let ready = {
+            let mut fds = [PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(50u16)).unwrap_or(0) > 0
+        };
+        if ready {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            return line.trim_end_matches('\n').to_string();
+        }
+        if !matches!(
+            waitpid(shim, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        ) {
+            return String::new();
         }
     }
 }
@@ -174,6 +207,199 @@ struct Shim {
     exec_cv: Condvar,
     /// The container's cgroup directories (from the runtime's state.json), for OOM events.
     cgroups: Vec<PathBuf>,
+    /// The config has poststop hooks: the built-in runtime's delete would run them in this
+    /// process, where the reaper thread could take their exit status, so delete executes the
+    /// binary.
+    late_hooks: bool,
+}
+
+/// Drops the pages of code run so far and returns free heap memory: a shim lives as long as
+/// its container, and what it runs afterwards faults back in from the page cache.
+fn shed() {
+    berth_runtime::lean::lean_text();
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// What the built-in runtime's create hands over.
+struct Made {
+    pid: i32,
+    pumps: Vec<(Stream, File)>,
+    stdin: Option<File>,
+    master: Option<File>,
+}
+
+/// Runs `f` in a forked child of the shim and returns what it reported: a number and maybe a
+/// descriptor. The built-in runtime's code then runs, and is paged in, in the child's address
+/// space rather than the long-lived shim's, and its hooks' exit statuses are the child's to
+/// wait for. Without `reaper` (during set-up, single-threaded) the child is waited for here;
+/// with it, through it.
+fn in_child(
+    reaper: Option<&Reaper>,
+    f: impl FnOnce() -> Result<(i32, Option<OwnedFd>), String>,
+) -> Result<(i32, Option<OwnedFd>), String> {
+    use berth_runtime::sys::{recv, send, seqpacket_pair, Tag};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let (ours, theirs) = seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+    // SAFETY: the child only runs the runtime's own code (fork-safe allocation, no lock another
+    // thread of the shim could hold) and leaves with _exit.
+    let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(ours);
+            let sent = match f() {
+                Ok((n, fd)) => send(
+                    theirs.as_fd(),
+                    Tag::Ready,
+                    n.to_string().as_bytes(),
+                    fd.as_ref().map(|f| f.as_raw_fd()),
+                ),
+                Err(m) => send(theirs.as_fd(), Tag::Error, m.as_bytes(), None),
+            };
+            // SAFETY: leaves the forked child without running the shim's exit handlers.
+            unsafe { libc::_exit(i32::from(sent.is_err())) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    if let Some(r) = reaper {
+        r.adopted();
+    }
+    // A container init forked by the child holds the other end until it executes: the
+    // report, not the end of the socket, ends the wait (or the child's death, when waited
+    // for here).
+    let msg = loop {
+        if reaper.is_none() {
+            let mut fds = [nix::poll::PollFd::new(
+                ours.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ready =
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).unwrap_or(0) > 0;
+            if !ready {
+                if !matches!(
+                    waitpid(child, Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::StillAlive)
+                ) {
+                    break None;
+                }
+                continue;
+            }
+        }
+        match recv(ours.as_fd()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r.ok().flatten(),
+        }
+    };
+    match reaper {
+        Some(r) => {
+            r.wait(child.as_raw());
+        }
+        None => {
+            let _ = waitpid(child, None);
+        }
+    }
+    match msg {
+        Some((Tag::Ready, payload, fd)) => String::from_utf8_lossy(&payload)
+            .parse()
+            .map(|n| (n, fd))
+            .map_err(|_| "runtime child: bad report".to_string()),
+        Some((_, payload, _)) => Err(String::from_utf8_lossy(&payload).into_owned()),
+        None => Err("runtime child exited without a report".into()),
+    }
+}
+
+fn dev_null() -> Result<OwnedFd, String> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(|e| format!("open /dev/null: {e}"))
+}
+
+/// The runtime's `create`, in a child of the shim: the init's pid and the streams to pump.
+fn create_builtin(cfg: &Config) -> Result<Made, String> {
+    let opts = berth_runtime::container::CreateOptions {
+        root: cfg.runtime_root.clone(),
+        id: cfg.id.clone(),
+        bundle: cfg.bundle.clone(),
+        pid_file: None,
+        console_socket: None,
+        no_pivot: false,
+        no_new_keyring: false,
+        preserve_fds: 0,
+        want_pty_master: cfg.tty,
+    };
+    // The init inherits the child's stdin, stdout and stderr (with a terminal, the runtime
+    // gives it the pty instead).
+    let (child_stdio, pumps, stdin) = if cfg.tty {
+        ([dev_null()?, dev_null()?, dev_null()?], Vec::new(), None)
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, stdin) = if cfg.stdin {
+            let (r, w) = pipe()?;
+            (r, Some(File::from(w)))
+        } else {
+            (dev_null()?, None)
+        };
+        (
+            [in_r, out_w, err_w],
+            vec![
+                (Stream::Stdout, File::from(out_r)),
+                (Stream::Stderr, File::from(err_r)),
+            ],
+            stdin,
+        )
+    };
+    let res = in_child(None, || {
+        for (n, fd) in child_stdio.iter().enumerate() {
+            // SAFETY: dup2 onto the child's own stdio descriptors 0-2.
+            if unsafe { libc::dup2(fd.as_raw_fd(), n as i32) } < 0 {
+                return Err(format!("set stdio: {}", io::Error::last_os_error()));
+            }
+        }
+        let created =
+            berth_runtime::container::create(&opts).map_err(|e| format!("runtime create: {e}"))?;
+        Ok((created.state.pid, created.pty_master))
+    });
+    drop(child_stdio);
+    let (pid, fd) = res?;
+    if !cfg.tty {
+        return Ok(Made {
+            pid,
+            pumps,
+            stdin,
+            master: None,
+        });
+    }
+    let Some(master) = fd.map(File::from) else {
+        let _ = berth_runtime::container::delete(&cfg.runtime_root, &cfg.id, true);
+        return Err("runtime create: no pty master for a terminal container".into());
+    };
+    let dup = |m: &File| m.try_clone().map_err(|e| format!("dup pty master: {e}"));
+    let stdin = if cfg.stdin { Some(dup(&master)?) } else { None };
+    let out = dup(&master)?;
+    Ok(Made {
+        pid,
+        pumps: vec![(Stream::Stdout, out)],
+        stdin,
+        master: Some(master),
+    })
+}
+
+/// Whether the bundle's config has poststop hooks.
+fn has_late_hooks(bundle: &Path) -> bool {
+    let Ok(data) = fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return false;
+    };
+    v.get("hooks")
+        .and_then(|h| h.get("poststop"))
+        .and_then(|a| a.as_array())
+        .is_some_and(|a| !a.is_empty())
 }
 
 fn setup(cfg: Config) -> Result<(Arc<Shim>, UnixListener), String> {
@@ -197,19 +423,52 @@ fn setup(cfg: Config) -> Result<(Arc<Shim>, UnixListener), String> {
             io::Error::last_os_error()
         ));
     }
-    write_atomic(
+    // The built-in runtime forks into the container: that happens while this process has a
+    // single thread, before the reaper could take the first child's exit from it, and before
+    // the socket and the log are open (the init holds what is open until it executes).
+    let made = if cfg.builtin {
+        Some(create_builtin(&cfg)?)
+    } else {
+        None
+    };
+    let undo = |made: &Option<Made>| {
+        if made.is_some() {
+            let _ = berth_runtime::container::delete(&cfg.runtime_root, &cfg.id, true);
+        }
+    };
+    if let Err(e) = write_atomic(
         &dir.join(PID_FILE),
         std::process::id().to_string().as_bytes(),
-    )?;
+    ) {
+        undo(&made);
+        return Err(e);
+    }
     let _ = fs::remove_file(dir.join(EXIT_FILE));
     let sock = dir.join(SOCKET);
     let _ = fs::remove_file(&sock);
-    let listener =
-        UnixListener::bind(&sock).map_err(|e| format!("bind {}: {e}", sock.display()))?;
-    let reaper = Reaper::start().map_err(|e| format!("start reaper thread: {e}"))?;
+    let listener = match UnixListener::bind(&sock) {
+        Ok(l) => l,
+        Err(e) => {
+            undo(&made);
+            return Err(format!("bind {}: {e}", sock.display()));
+        }
+    };
+    let late_hooks = cfg.builtin && has_late_hooks(&cfg.bundle);
+    let reaper = match Reaper::start() {
+        Ok(r) => r,
+        Err(e) => {
+            undo(&made);
+            return Err(format!("start reaper thread: {e}"));
+        }
+    };
     let log_path = dir.join(LOG_FILE);
-    let log = LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file)
-        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+    let log = match LogWriter::open(&log_path, cfg.log_max_size, cfg.log_max_file) {
+        Ok(l) => l,
+        Err(e) => {
+            undo(&made);
+            return Err(format!("open {}: {e}", log_path.display()));
+        }
+    };
 
     let mut shim = Shim {
         cfg,
@@ -227,8 +486,17 @@ fn setup(cfg: Config) -> Result<(Arc<Shim>, UnixListener), String> {
         execs: Mutex::new(HashMap::new()),
         exec_cv: Condvar::new(),
         cgroups: Vec::new(),
+        late_hooks,
     };
-    let (pid, pumps) = shim.create()?;
+    let (pid, pumps) = match made {
+        Some(m) => {
+            *lock(&shim.stdin) = m.stdin;
+            shim.master = m.master;
+            shim.reaper.adopted();
+            (m.pid, m.pumps)
+        }
+        None => shim.create()?,
+    };
     shim.cgroups = runtime_cgroups(&shim.cfg.runtime_root, &shim.cfg.id);
     if let Ok(mut st) = shim.st.lock() {
         st.pid = pid;
@@ -243,7 +511,7 @@ fn setup(cfg: Config) -> Result<(Arc<Shim>, UnixListener), String> {
         .map_err(|e| format!("start monitor thread: {e}"))?;
     if shim.cfg.start {
         if let Err(e) = shim.start() {
-            let _ = shim.runtime(&["delete", "--force", &shim.cfg.id], null3());
+            let _ = shim.runtime_delete(true);
             return Err(e);
         }
     }
@@ -482,7 +750,16 @@ impl Shim {
                 return Err(format!("container {} is not in created state", self.cfg.id));
             }
         }
-        self.runtime(&["start", &self.cfg.id], null3())?;
+        if self.cfg.builtin {
+            let (root, id) = (&self.cfg.runtime_root, &self.cfg.id);
+            in_child(Some(&self.reaper), || {
+                berth_runtime::container::start(root, id)
+                    .map(|_| (0, None))
+                    .map_err(|e| format!("runtime start: {e}"))
+            })?;
+        } else {
+            self.runtime(&["start", &self.cfg.id], null3())?;
+        }
         let mut st = lock(&self.st);
         if st.status == Status::Created {
             st.status = Status::Running;
@@ -580,13 +857,32 @@ impl Shim {
         }
     }
 
-    fn delete(&self, force: bool) -> Result<(), String> {
+    /// The runtime's `delete` (with `force`, a container that still runs is killed).
+    fn runtime_delete(&self, force: bool) -> Result<(), String> {
+        if self.cfg.builtin && !self.late_hooks {
+            return berth_runtime::container::delete(&self.cfg.runtime_root, &self.cfg.id, force)
+                .map_err(|e| format!("runtime delete: {e}"));
+        }
         let mut args = vec!["delete"];
         if force {
             args.push("--force");
         }
         args.push(&self.cfg.id);
-        self.runtime(&args, null3())?;
+        self.runtime(&args, null3())
+    }
+
+    fn kill(&self, signal: i32, all: bool) -> Result<(), String> {
+        let sig = signal.to_string();
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([self.cfg.id.as_str(), sig.as_str()]);
+        self.runtime(&args, null3())
+    }
+
+    fn delete(&self, force: bool) -> Result<(), String> {
+        self.runtime_delete(force)?;
         // The init is gone now: record its exit before going away.
         if self.wait_exit(Some(Duration::from_secs(10))).is_none() {
             eprintln!(
@@ -853,15 +1149,7 @@ fn handle(shim: &Arc<Shim>, mut conn: UnixStream) {
             reply(&mut conn, r);
         }
         Request::Kill { signal, all } => {
-            let sig = signal.to_string();
-            let mut args = vec!["kill"];
-            if all {
-                args.push("--all");
-            }
-            args.extend([shim.cfg.id.as_str(), sig.as_str()]);
-            let r = shim
-                .runtime(&args, null3())
-                .map(|_| serde_json::Value::Null);
+            let r = shim.kill(signal, all).map(|_| serde_json::Value::Null);
             reply(&mut conn, r);
         }
         Request::Resize {

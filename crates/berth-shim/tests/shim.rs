@@ -413,3 +413,60 @@ fn oom_kill_is_recorded() {
     assert_eq!(exit.exit_code, 137);
     assert!(exit_json(fx.state_dir()).oom_killed);
 }
+
+#[test]
+fn an_executed_runtime_works_as_the_built_in_one() {
+    if !root() {
+        return;
+    }
+    // The same container through `berth-runc create/start/delete` executed by the shim, as
+    // with any runc-compatible runtime.
+    let fx = Fixture::new(
+        "shim-exec-rt",
+        &["sh", "-c", "echo out; echo err >&2; exit 5"],
+    );
+    let mut opts = fx.opts();
+    assert!(
+        opts.builtin_runtime,
+        "berth-runc is run in the shim by default"
+    );
+    opts.builtin_runtime = false;
+    let shim = fx.start(&opts);
+    assert_eq!(shim.wait().expect("wait").exit_code, 5);
+    assert_eq!(all_logs(&shim), ("out\n".to_string(), "err\n".to_string()));
+    shim.delete(true).expect("delete");
+    assert!(
+        !fx.runtime_root.path().join(&fx.id).exists(),
+        "runtime state removed"
+    );
+}
+
+#[test]
+fn a_shim_running_the_runtime_cannot_have_its_binary_written() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new("shim-ro-exe", &["sleep", "30"]);
+    let shim = fx.start(&fx.opts());
+    let pid = shim.state().expect("state").shim_pid;
+    // What a container process reaching /proc/PID/exe of its shim would try.
+    let exe = format!("/proc/{pid}/exe");
+    assert!(
+        std::fs::OpenOptions::new().write(true).open(&exe).is_err(),
+        "the shim's binary must not be writable through {exe}"
+    );
+    // And not merely because it is busy: it runs from a read-only mount of its binary.
+    let vfs = nix::sys::statvfs::statvfs(exe.as_str()).expect("statvfs");
+    assert!(
+        vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "{exe} is on a writable mount"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .expect("comm")
+            .trim(),
+        "berth-shim"
+    );
+    shim.kill(9, false).expect("kill");
+    assert_eq!(shim.wait().expect("wait").exit_code, 137);
+}
