@@ -441,7 +441,10 @@ impl std::fmt::Debug for DnsServer {
 
 impl DnsServer {
     /// Bind the sockets and start the threads. Fails (naming the network and address) when
-    /// the address cannot be bound, e.g. before the bridge holding the gateway exists.
+    /// the address cannot be bound: before the bridge holding the gateway exists (the bridge
+    /// plugin makes it, with the gateway address, on the network's first attach, and it stays
+    /// until [`crate::Cni::remove_network`]), or when another server on the host holds port 53
+    /// on all addresses.
     pub fn start(cfg: DnsServerConfig, registry: DnsRegistry) -> Result<Self> {
         let err = |source: io::Error| NetError::Dns {
             network: cfg.network.clone(),

@@ -11,6 +11,41 @@
 //!
 //! No Berth dependencies, no async runtime: every call blocks, the DNS server runs on std
 //! threads.
+//!
+//! How an engine uses it (as root):
+//!
+//! ```no_run
+//! use berth_net::*;
+//! # fn main() -> Result<()> {
+//! let cni = Cni::new("/var/lib/berth/net");
+//! let existing: Vec<NetworkConfig> = Vec::new(); // from the engine's metadata
+//! // `docker network create app` without --subnet:
+//! let mut taken: Vec<Subnet> = existing.iter().map(|n| n.subnet).collect();
+//! taken.extend(host_routes());
+//! let subnet = allocate_subnet("app", &taken)?;
+//! let net = NetworkConfig::new("app", "0123456789abcdef0123", subnet, None, false)?;
+//! check_conflicts(&net, &existing)?;
+//! // `docker run --network app -p 8080:80 --name web`, container created, not started:
+//! let mut ports = PortAllocator::load("/var/lib/berth/net/ports.json".as_ref())?;
+//! let mapped = ports.reserve("cid", &[PortRequest::new(8080, 80, Protocol::Tcp)])?;
+//! ports.save("/var/lib/berth/net/ports.json".as_ref())?;
+//! let netns = NetnsHandle::open("/proc/4242/ns/net".as_ref())?; // keep until detach
+//! cni.loopback_up(&netns.path(), "cid")?;
+//! let att = cni.attach(&netns.path(), "cid", "eth0", &net, None, &mapped)?;
+//! // Names on the network; one DNS server per user network, once its bridge exists:
+//! let registry = DnsRegistry::new();
+//! registry.add("app", "cid", &["web", "cid"], att.ip);
+//! let dns = DnsServer::start(DnsServerConfig::for_network(&net), registry.clone())?;
+//! let resolv = container_resolv_conf(net.gateway, &ResolvConf::default());
+//! // ... the container runs, exits ...
+//! registry.remove("app", "cid");
+//! cni.detach(Some(&netns.path()), "cid", "eth0", &net)?;
+//! ports.release("cid");
+//! // `docker network rm app`:
+//! dns.stop();
+//! cni.remove_network(&net)?;
+//! # let _ = resolv; Ok(()) }
+//! ```
 
 mod cni;
 mod config;

@@ -254,6 +254,10 @@ impl Cni {
     /// exists, which is why the engine should hold a [`NetnsHandle`] until detach.
     /// Detaching what is not attached succeeds. The cache entry goes only when DEL succeeded,
     /// so a failed detach can be retried.
+    ///
+    /// Never pass `/proc/<pid>/ns/net` of a container that may have exited: the pid may be
+    /// another process's by now, and the plugins would delete `ifname` in its namespace. Pass
+    /// the [`NetnsHandle::path`] held since attach, or `None`.
     pub fn detach(
         &self,
         netns: Option<&Path>,
