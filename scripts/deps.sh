@@ -15,6 +15,7 @@ packages=(
 	skopeo umoci debootstrap                  # image format interop, Debian base images
 	hyperfine time                            # bench/
 	iproute2 python3                          # tests and scripts
+	containernetworking-plugins iptables      # berth-net: CNI bridge, host-local, portmap, firewall
 	python3-venv                              # crates/berthd/tests/python_sdk.rs (docker SDK from PyPI)
 )
 
