@@ -138,8 +138,68 @@ struct TestNet {
     _state: tempfile::TempDir,
 }
 
+/// Test networks alive in this process, and what the host had before the first one: the
+/// plugins' shared chains (CNI-FORWARD, CNI-HOSTPORT-*, ...) and `ip_forward`. When the last
+/// network goes, what the tests brought is taken away again, under the lock, so a network
+/// being made waits for that.
+struct Host {
+    live: usize,
+    before: Option<(bool, String)>,
+}
+
+static HOST: std::sync::Mutex<Host> = std::sync::Mutex::new(Host {
+    live: 0,
+    before: None,
+});
+
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+fn cni_chains_present() -> bool {
+    ["filter", "nat"]
+        .iter()
+        .any(|t| run("iptables-save", &["-t", t]).1.contains(":CNI-"))
+}
+
+/// Removes every CNI chain and the jumps to them from the built-in chains.
+fn remove_cni_chains() {
+    for table in ["filter", "nat"] {
+        let dump = run("iptables-save", &["-t", table]).1;
+        for line in dump.lines().filter(|l| l.starts_with("-A ")) {
+            let chain = line.split_whitespace().nth(1).unwrap_or_default();
+            if !chain.starts_with("CNI-") && line.contains("-j CNI-") {
+                let _ = run(
+                    "sh",
+                    &["-c", &format!("iptables -t {table} -D {}", &line[3..])],
+                );
+            }
+        }
+        let chains: Vec<String> = dump
+            .lines()
+            .filter_map(|l| l.strip_prefix(":CNI-"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|c| format!("CNI-{c}"))
+            .collect();
+        for c in &chains {
+            let _ = run("iptables", &["-t", table, "-F", c]);
+        }
+        for c in &chains {
+            let _ = run("iptables", &["-t", table, "-X", c]);
+        }
+    }
+}
+
 impl TestNet {
     fn new(n: u32, internal: bool) -> Self {
+        {
+            let mut h = HOST.lock().unwrap_or_else(|p| p.into_inner());
+            if h.live == 0 {
+                h.before = Some((
+                    cni_chains_present(),
+                    std::fs::read_to_string(IP_FORWARD).unwrap_or_default(),
+                ));
+            }
+            h.live += 1;
+        }
         let state = tempfile::tempdir().expect("tempdir");
         let subnet: Subnet = format!("10.231.{n}.0/24").parse().expect("subnet");
         let id = format!("{:08x}{:056x}", std::process::id(), n);
@@ -202,6 +262,18 @@ impl Drop for TestNet {
         // it (it cannot know the bridge's last container has gone); inert once the bridge is.
         remove_rules_matching("filter", &format!("-i {} ", self.net.bridge));
         remove_rules_matching("filter", &format!("-o {} ", self.net.bridge));
+        let mut h = HOST.lock().unwrap_or_else(|p| p.into_inner());
+        h.live -= 1;
+        if h.live == 0 {
+            if let Some((had_chains, forward)) = h.before.take() {
+                if !had_chains {
+                    remove_cni_chains();
+                }
+                if !forward.is_empty() {
+                    let _ = std::fs::write(IP_FORWARD, forward);
+                }
+            }
+        }
     }
 }
 
