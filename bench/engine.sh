@@ -3,13 +3,16 @@
 # the same docker CLI over their own Unix sockets, with the same busybox image (a
 # `docker import` of scripts/busybox-rootfs.sh):
 #   run      `docker run --rm busybox true` (hyperfine medians; target: berthd at most
-#            a quarter of dockerd's time)
+#            a quarter of dockerd's time), and in the same hyperfine run the docker CLI
+#            against bench/standin.py, which answers at once and runs nothing: the CLI's
+#            own share of every run
 #   burst    50 `docker run -d busybox true` started concurrently (xargs -P 50), until
 #            all have exited (`docker wait`): median of BURST_RUNS wall times
 #   idle RSS VmRSS of the daemon after start and image import, and again after the
 #            workload with no containers left: dockerd + its containerd vs berthd
 #   shim RSS 10 `sleep 1000` containers: median VmRSS of their containerd-shim-runc-v2
-#            vs berth-shim processes (target: berth-shim under 2 MiB)
+#            vs berth-shim processes (target: berth-shim under 2 MiB), and the anonymous
+#            part of it (RssAnon; the rest is the binary's pages, shared by all shims)
 # Both daemons are private (own socket, data root, exec root, pidfile under one temp
 # dir; dockerd with --bridge=none --iptables=false and its own containerd) and
 # everything (containers, daemons, shims, mounts, cgroups, temp dirs) is removed on exit.
@@ -149,8 +152,8 @@ start_daemon() {
 	exit 1
 }
 
-rss_kb() { # VmRSS of pid $1 in kB (0 when gone)
-	awk '/^VmRSS:/ {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0
+rss_kb() { # VmRSS (or the field $2) of pid $1 in kB (0 when gone)
+	awk -v k="${2:-VmRSS}:" '$1 == k {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0
 }
 # The daemon's own memory: dockerd plus the containerd it started; berthd alone.
 daemon_rss_kb() {
@@ -193,7 +196,7 @@ bash "$repo/scripts/busybox-rootfs.sh" "$tmp/rootfs"
 tar -C "$tmp/rootfs" --numeric-owner -cf "$tmp/busybox.tar" .
 rm -rf "$tmp/rootfs"
 
-declare -A idle_rss=() after_rss=() burst_s=() shim_kb=() nshims=()
+declare -A idle_rss=() after_rss=() burst_s=() shim_kb=() shim_anon_kb=() nshims=()
 for d in "${daemons[@]}"; do
 	echo "starting a private $d under $tmp/$d" >&2
 	start_daemon "$d"
@@ -206,8 +209,12 @@ for d in "${daemons[@]}"; do
 	idle_rss[$d]=$(daemon_rss_kb "$d")
 done
 
-# 1. Run latency, both daemons in one hyperfine run.
-cmds=()
+# 1. Run latency, both daemons and the stand-in in one hyperfine run.
+mkdir -p "$tmp/standin"
+python3 "$repo/bench/standin.py" "$tmp/standin/d.sock" &
+pid[standin]=$!
+for _ in $(seq 50); do [ -S "$tmp/standin/d.sock" ] && break; sleep 0.1; done
+cmds=(-n standin "DOCKER_HOST=unix://$tmp/standin/d.sock docker run --rm busybox true")
 for d in "${daemons[@]}"; do
 	cmds+=(-n "$d" "DOCKER_HOST=unix://$(sock "$d") docker run --rm busybox true")
 done
@@ -260,6 +267,7 @@ for d in "${daemons[@]}"; do
 	pids=$(shim_pids "$d")
 	nshims[$d]=$(echo "$pids" | grep -c . || true)
 	shim_kb[$d]=$(for p in $pids; do rss_kb "$p"; done | median)
+	shim_anon_kb[$d]=$(for p in $pids; do rss_kb "$p" RssAnon; done | median)
 	dk "$d" ps -aq | xargs docker -H "unix://$(sock "$d")" rm -f >/dev/null
 	sleep 2
 	after_rss[$d]=$(daemon_rss_kb "$d")
@@ -273,6 +281,7 @@ burst = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${burst_s[$d]}
 idle = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${idle_rss[$d]}"; done)}
 after = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${after_rss[$d]}"; done)}
 shim = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${shim_kb[$d]}"; done)}
+shim_anon = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${shim_anon_kb[$d]}"; done)}
 nshim = {$(for d in "${daemons[@]}"; do printf '"%s": %s, ' "$d" "${nshims[$d]}"; done)}
 have_b = "berthd" in daemons
 mib = lambda kb: kb / 1024
@@ -282,6 +291,7 @@ rows = [
     ("daemon RSS, idle", "MiB", {d: mib(idle[d]) for d in daemons}, ""),
     ("daemon RSS, after work", "MiB", {d: mib(after[d]) for d in daemons}, ""),
     ("shim RSS (median of %s)" % "/".join(str(nshim[d]) for d in daemons), "MiB", {d: mib(shim[d]) for d in daemons}, "berth-shim < 2 MiB"),
+    ("  of which anonymous", "MiB", {d: mib(shim_anon[d]) for d in daemons}, ""),
 ]
 print()
 print("dockerd: dockerd 20.10 + its containerd + containerd-shim-runc-v2 + runc")
@@ -292,6 +302,9 @@ for name, unit, v, tgt in rows:
     ok = have_b and v["dockerd"] and not math.isnan(v["berthd"]) and not math.isnan(v["dockerd"])
     ratio = f"{v['berthd'] / v['dockerd']:>14.2f}x" if ok else f"{'-':>15}"
     print(f"{name:<28} {unit:<4} {fmt(v['dockerd'])} {b} {ratio}  {tgt}")
+cli = res["standin"]["median"] * 1000
+print(f"docker CLI alone (bench/standin.py answers at once): {cli:.2f} ms median; beyond it: "
+      + ", ".join(f"{d} {res[d]['median'] * 1000 - cli:.2f} ms" for d in daemons))
 if have_b:
     r = res["berthd"]["median"] / res["dockerd"]["median"]
     print(f"run latency target (<= 0.25x): {'met' if r <= 0.25 else 'NOT met'} ({r:.2f}x)")
