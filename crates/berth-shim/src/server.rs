@@ -246,7 +246,10 @@ fn in_child(
     let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(ours);
-            let sent = match f() {
+            // A panic must not unwind out of here into the shim's own code.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("runtime child panicked".into()));
+            let sent = match r {
                 Ok((n, fd)) => send(
                     theirs.as_fd(),
                     Tag::Ready,
