@@ -330,6 +330,15 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
         send(sock, Tag::Go, &[], None).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
         let mut pty = None;
         let mut ready = false;
+        let mut hooks_wanted = false;
+        let run_create_hooks = |st: &State| -> Result<()> {
+            let s = st.oci_json(Status::Creating);
+            crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &s)?;
+            crate::hooks::run_all(hooks.create_runtime().as_deref().unwrap_or_default(), &s)?;
+            let body = serde_json::to_vec(&st.oci_json(Status::Created)).unwrap_or_default();
+            send(sock, Tag::HooksDone, &body, None)
+                .map_err(|e| RuntimeError::Init(format!("sync: {e}")))
+        };
         loop {
             let msg = recv(sock).map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
             match msg {
@@ -362,22 +371,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created> {
                     st.pid_start = state::proc_stat(pid).map(|s| s.0).unwrap_or(0);
                     let _ = waitpid(c1, None);
                     c1_reaped = true;
+                    if hooks_wanted {
+                        run_create_hooks(&st)?;
+                    }
                     if ready {
                         return Ok(pty);
                     }
                 }
-                Some((Tag::Hooks, _, _)) => {
-                    let s = st.oci_json(Status::Creating);
-                    crate::hooks::run_all(hooks.prestart().as_deref().unwrap_or_default(), &s)?;
-                    crate::hooks::run_all(
-                        hooks.create_runtime().as_deref().unwrap_or_default(),
-                        &s,
-                    )?;
-                    let body =
-                        serde_json::to_vec(&st.oci_json(Status::Created)).unwrap_or_default();
-                    send(sock, Tag::HooksDone, &body, None)
-                        .map_err(|e| RuntimeError::Init(format!("sync: {e}")))?;
-                }
+                // The init asks for the hooks, the first child reports the init's pid: the two
+                // come from different processes, so either may arrive first. The hooks see the
+                // pid, so they wait for it.
+                Some((Tag::Hooks, _, _)) if st.pid != 0 => run_create_hooks(&st)?,
+                Some((Tag::Hooks, _, _)) => hooks_wanted = true,
                 Some((Tag::Pty, _, fd)) => pty = fd,
                 // The init's pid comes from the first child, the readiness from the init:
                 // both are needed (the init is placed in its cgroups on the pid).
