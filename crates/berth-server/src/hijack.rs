@@ -8,7 +8,7 @@ use std::io;
 use berth_api::stream::{MULTIPLEXED_STREAM, RAW_STREAM};
 use berth_api::version::ApiVersion;
 use http::{header, HeaderMap, Response, StatusCode};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::body::{self, Body};
 
@@ -69,35 +69,52 @@ where
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut engine_r, mut engine_w) = engine.into_split();
-    let stdin = async {
-        let r = tokio::io::copy(&mut client_r, &mut engine_w).await;
-        // EOF or error from the client: close the container's stdin.
-        let _ = engine_w.shutdown().await;
-        r
-    };
-    let output = async {
-        let r = tokio::io::copy(&mut engine_r, &mut client_w).await;
-        let _ = client_w.flush().await;
-        let _ = client_w.shutdown().await;
-        r
-    };
-    tokio::pin!(stdin);
-    tokio::pin!(output);
-    let mut stdin_done = false;
-    loop {
-        tokio::select! {
-            r = &mut stdin, if !stdin_done => {
-                stdin_done = true;
-                if let Err(e) = r {
-                    tracing::debug!("hijacked stream: client input ended with {e}");
+    let result = {
+        let stdin = async {
+            let r = tokio::io::copy(&mut client_r, &mut engine_w).await;
+            // EOF or error from the client: close the container's stdin.
+            let _ = engine_w.shutdown().await;
+            r
+        };
+        let output = async {
+            let r = tokio::io::copy(&mut engine_r, &mut client_w).await;
+            let _ = client_w.flush().await;
+            let _ = client_w.shutdown().await;
+            r
+        };
+        tokio::pin!(stdin);
+        tokio::pin!(output);
+        let mut stdin_done = false;
+        loop {
+            tokio::select! {
+                r = &mut stdin, if !stdin_done => {
+                    stdin_done = true;
+                    if let Err(e) = r {
+                        tracing::debug!("hijacked stream: client input ended with {e}");
+                    }
                 }
-            }
-            r = &mut output => {
-                return r.map(|_| ());
+                r = &mut output => break r.map(|_| ()),
             }
         }
-    }
+    };
+    // The output has ended and the client has seen EOF. Closing a socket that still holds
+    // unread client input makes the kernel report a reset to the client, which the docker
+    // CLI prints as an error after a clean exit: read what the client still sends until it
+    // closes its end (it does, once it has read the EOF), for a bounded while.
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = client_r.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+    result
 }
+
+/// How long a finished hijacked stream waits for the client to close its end.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
