@@ -53,6 +53,7 @@ mod dns;
 mod error;
 mod network;
 mod ports;
+mod rules;
 mod subnet;
 
 pub use cni::{CniCommand, Plugins, RuntimeArgs, DEFAULT_PLUGIN_DIRS};
@@ -70,6 +71,7 @@ pub use network::{delete_link, enable_ip_forward, Attachment, Cni, NetnsHandle};
 pub use ports::{
     ephemeral_range, host_port_free, PortAllocator, PortMapping, PortRequest, Protocol, Reservation,
 };
+pub use rules::{prune_idle_chains, remove_bridge_rules, Pruned};
 pub use subnet::{
     allocate_subnet, default_pools, host_routes, parse_proc_net_route, Subnet,
     DEFAULT_BRIDGE_SUBNET,

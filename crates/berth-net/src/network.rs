@@ -281,6 +281,7 @@ impl Cni {
             Some(p) if p.exists() => p.to_string_lossy().into_owned(),
             _ => String::new(),
         };
+        let blind = netns.is_empty();
         let args = RuntimeArgs {
             container_id: container_id.to_string(),
             netns,
@@ -288,6 +289,9 @@ impl Cni {
         };
         self.plugins
             .run_conflist(CniCommand::Del, &conflist, &rc, &args, result.as_ref())?;
+        if blind && !network.internal {
+            crate::rules::remove_masquerade_rules(&network.name, container_id)?;
+        }
         match fs::remove_file(&cache) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -386,8 +390,9 @@ impl Cni {
     }
 
     /// Take a network down once nothing is attached: delete its bridge device
-    /// (`ip link delete`; the bridge plugin creates bridges but never removes them), its
-    /// lease directory and its cache directory. Refused while attachments remain. A bridge
+    /// (`ip link delete`; the bridge plugin creates bridges but never removes them), the
+    /// firewall plugin's isolation rules naming it, its lease directory and its cache
+    /// directory. Refused while attachments remain. A bridge
     /// that is already gone is fine.
     pub fn remove_network(&self, network: &NetworkConfig) -> Result<()> {
         let left = self.attachments(&network.name)?;
@@ -402,6 +407,7 @@ impl Cni {
             });
         }
         delete_link(&network.bridge)?;
+        crate::rules::remove_bridge_rules(&[network.bridge.as_str()])?;
         for dir in [
             self.ipam_dir(&network.name),
             self.state_dir.join("cache").join(&network.name),
