@@ -1,4 +1,4 @@
-//! The daemon's files on the host: the pid file (refused when it names a live process) and
+//! The daemon's files on the host: the pid file (refused when it names a live berthd) and
 //! the Unix socket (a stale one replaced, a live one refused, mode 0660 with group `docker`
 //! when that group exists, else root only).
 
@@ -8,14 +8,29 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-/// Whether a process with this pid exists.
+/// Whether `pid` is a live berthd: it exists, is not a zombie (a daemon just killed with
+/// SIGKILL stays one until reaped) and is named `berthd` (a pid file left by a killed daemon
+/// may name a pid the kernel has since given to another process).
 fn alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
     // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists.
     let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    if !(r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`; comm may hold spaces and parentheses.
+        Ok(stat) => match stat.rsplit_once(") ") {
+            Some((head, tail)) => {
+                let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or("");
+                !tail.starts_with('Z') && comm == "berthd"
+            }
+            None => true,
+        },
+        Err(_) => true,
+    }
 }
 
 /// Writes our pid to `path`, refusing when it already names another live process.
@@ -107,10 +122,27 @@ mod tests {
         );
         // Our own pid again is fine (a restart with the same pid).
         write_pidfile(&path).unwrap();
-        // pid 1 is alive.
-        std::fs::write(&path, "1\n").unwrap();
+        // A live process named berthd holds it.
+        let fake = dir.path().join("berthd");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut other = std::process::Command::new(&fake).arg("60").spawn().unwrap();
+        std::fs::write(&path, format!("{}\n", other.id())).unwrap();
         let e = write_pidfile(&path).unwrap_err();
         assert!(e.to_string().contains("running process"), "{e}");
+        // Killed but not reaped yet (a zombie): gone as far as the pid file goes.
+        other.kill().unwrap();
+        let zombie = std::path::PathBuf::from(format!("/proc/{}/stat", other.id()));
+        while !std::fs::read_to_string(&zombie)
+            .unwrap_or_default()
+            .contains(") Z")
+        {
+            std::thread::yield_now();
+        }
+        write_pidfile(&path).unwrap();
+        other.wait().unwrap();
+        // pid 1 is alive but not a berthd: a pid reused since the file was written.
+        std::fs::write(&path, "1\n").unwrap();
+        write_pidfile(&path).unwrap();
         // A pid that cannot exist.
         std::fs::write(&path, "2147483000\n").unwrap();
         write_pidfile(&path).unwrap();
