@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS networks (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL
+);
 ";
 
 impl Db {
@@ -123,6 +128,29 @@ impl Db {
 
     pub fn volumes<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
         self.rows("SELECT name, data FROM volumes")
+    }
+
+    pub fn put_network<T: Serialize>(&self, id: &str, name: &str, v: &T) -> Result<()> {
+        let data = self.encode(v)?;
+        self.conn
+            .execute(
+                "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                params![id, name, data],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn delete_network(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM networks WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn networks<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>> {
+        self.rows("SELECT id, data FROM networks ORDER BY name")
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &str, data: &str) -> Result<T> {

@@ -18,6 +18,42 @@ pub struct EngineConfig {
     pub runtime: PathBuf,
     /// The shim binary (default: `berth-shim` beside the daemon, else on PATH).
     pub shim: PathBuf,
+    /// Networks: the default bridge and where the CNI plugins are.
+    pub network: NetConfig,
+}
+
+/// The daemon's network settings (`berthd --bridge`, `--bip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The Linux bridge of the default `bridge` network (`--bridge`, default `berth0`).
+    /// `None` (`--bridge none`): no default bridge; containers of the default network mode
+    /// get a network namespace with only a loopback, as with dockerd `--bridge none`.
+    pub bridge: Option<String>,
+    /// `--bip`: the default bridge's gateway and subnet (`172.17.0.1/16`). Unset: the first of
+    /// Docker's address pools that no host route overlaps, chosen once and kept.
+    pub bip: Option<String>,
+    /// Where the CNI plugins are; empty: `/usr/lib/cni`, then `/opt/cni/bin`.
+    pub cni_plugin_dirs: Vec<PathBuf>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            bridge: Some(berth_net::DEFAULT_BRIDGE_DEVICE.to_string()),
+            bip: None,
+            cni_plugin_dirs: Vec::new(),
+        }
+    }
+}
+
+impl NetConfig {
+    /// No default bridge (`--bridge none`).
+    pub fn no_bridge() -> Self {
+        NetConfig {
+            bridge: None,
+            ..NetConfig::default()
+        }
+    }
 }
 
 /// The single-host engine; cheap to clone (shared state).
@@ -116,6 +152,46 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
+    }
+
+    /// Before the daemon exits: waits (boundedly) for the network take-downs of runs that
+    /// have just ended, which run on their own threads, so that no veth, rule or port is
+    /// left for the next daemon's sweep.
+    pub fn quiesce(&self) {
+        self.inner.nets.wait_all_drained();
+    }
+
+    // ---- networks ----------------------------------------------------------------------
+    /// `docker network create`: returns the new network's id. Conflict when the name is
+    /// taken or the subnet overlaps another network's; InvalidArgument for a bad subnet,
+    /// gateway, driver or option.
+    pub fn network_create(&self, spec: NetworkSpec) -> Result<String> {
+        self.inner.network_create(spec)
+    }
+    /// Every network (with the containers on it), sorted by name.
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.inner.networks()
+    }
+    /// By name, id or unique id prefix; `Error::NoSuchNetwork` otherwise.
+    pub fn network_inspect(&self, name: &str) -> Result<Network> {
+        self.inner.network_inspect(name)
+    }
+    /// Conflict while containers are connected or for the built-in networks.
+    pub fn network_remove(&self, name: &str) -> Result<()> {
+        self.inner.network_remove(name)
+    }
+    /// Connects a container (running or not) to a network. Conflict when it is already on
+    /// it, or on `host`/`none`.
+    pub fn network_connect(&self, network: &str, container: &str, ep: EndpointSpec) -> Result<()> {
+        self.inner.network_connect(network, container, ep)
+    }
+    /// Disconnects a container from a network; a running one loses the interface at once.
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        self.inner.network_disconnect(network, container, force)
+    }
+    /// Removes every user network no container is connected to; returns their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        self.inner.network_prune()
     }
 
     // ---- containers --------------------------------------------------------------------

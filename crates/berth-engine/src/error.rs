@@ -33,6 +33,8 @@ pub enum Error {
     NoSuchContainerPath(String),
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -76,6 +78,7 @@ impl Error {
             | Error::NoSuchExec(_)
             | Error::NoSuchImage(_)
             | Error::NoSuchVolume(_)
+            | Error::NoSuchNetwork(_)
             | Error::NoSuchContainerPath(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Invalid(_) => ErrorKind::InvalidArgument,

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     /// Pays the cgroup attach lock's grace period ahead of each start (None where this
     /// process's cgroup cannot be written).
     pub warm: Option<berth_cgroups::AttachWarmer>,
+    /// Networks, addresses, published ports and names.
+    pub nets: Arc<crate::net::Nets>,
 }
 
 /// How long the cgroup attach path is kept warm after a create or a start begins: long enough
@@ -89,6 +91,7 @@ impl Inner {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
         let db = Db::open(&cfg.data_root.join("berth.db"))?;
+        let nets = Arc::new(crate::net::Nets::open(&cfg.data_root, &cfg.network, &db)?);
         let images = ImageStore::open(&cfg.data_root).map_err(|e| Error::Image {
             what: format!("open image store {}", cfg.data_root.display()),
             source: e.into(),
@@ -109,6 +112,7 @@ impl Inner {
             events: EventBus::new(),
             names: Mutex::new(()),
             warm: berth_cgroups::AttachWarmer::start().ok(),
+            nets,
         });
         inner.recover()?;
         Ok(inner)
@@ -155,6 +159,7 @@ impl Inner {
                                 let mut r = lock(&ctr.rec);
                                 r.state.pid = st.pid;
                             }
+                            self.net_readopt(&ctr, st.pid);
                             self.spawn_monitor(ctr.clone(), shim);
                             self.spawn_health(ctr.clone());
                         }
@@ -187,6 +192,7 @@ impl Inner {
                 _ => {}
             }
         }
+        self.net_sweep();
         // Directories without a row: a create cut short.
         let dir = self.cfg.data_root.join("containers");
         if let Ok(entries) = fs::read_dir(&dir) {
@@ -264,13 +270,14 @@ impl Inner {
 
     pub fn create(self: &Arc<Inner>, mut spec: ContainerSpec) -> Result<(String, Vec<String>)> {
         spec::validate(&spec)?;
+        let plan = self.plan_networks(&spec)?;
         // `docker run` starts what it creates: the warm-up overlaps the rest of the create.
         self.warm_cgroups();
         let record = self
             .images
             .resolve(&spec.image)
             .map_err(|_| Error::NoSuchImage(spec.image.clone()))?;
-        let warnings = Vec::new();
+        let warnings = plan.warnings.clone();
 
         // Reserve the id and the name.
         let _names = lock(&self.names);
@@ -331,7 +338,15 @@ impl Inner {
 
         // Mounts: volumes (named, anonymous, the image's), binds, tmpfs.
         let (resolved, points) = self.resolve_mounts(&spec, &effective, &rootfs, &mut undo)?;
-        let etc = write_etc_files(&dir, &hostname, spec.domainname.as_deref())?;
+        let extra_hosts =
+            crate::net::parse_extra_hosts(&spec.extra_hosts, plan.host_gateway.as_deref())?;
+        let etc = write_etc_files(
+            &dir,
+            &hostname,
+            spec.domainname.as_deref(),
+            &extra_hosts,
+            crate::net::resolv_text(&spec, &plan.mode, plan.dns_gateway.as_deref()),
+        )?;
         let config_path = dir.join("config.json");
         let text = fs::read(&config_path).map_err(io_err(&config_path))?;
         let mut config: serde_json::Value = serde_json::from_slice(&text)
@@ -408,6 +423,7 @@ impl Inner {
             hosts_path: dir.join("hosts").display().to_string(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
             graph,
+            networks: plan.networks,
             ..Default::default()
         };
         lock(&self.db).put_container(&id, &name, &c)?;
@@ -621,6 +637,19 @@ impl Inner {
                 });
             }
         };
+        // The runtime made the network namespace: addresses and ports before the process runs.
+        let pid = shim.state().map(|s| s.pid).unwrap_or(0);
+        if let Err(e) = self.net_up(ctr, pid) {
+            let _ = shim.delete(true);
+            {
+                let mut r = lock(&ctr.rec);
+                r.state.error = e.to_string();
+                r.state.exit_code = 128;
+            }
+            self.save_quiet(ctr);
+            self.start_failed(ctr, 128, &e.to_string());
+            return Err(e);
+        }
         // Join the attaches made before the start, then let the process run.
         let pending: Vec<(UnixStream, AttachOptions)> = lock(&ctr.pending).drain(..).collect();
         for (client, o) in pending {
@@ -641,6 +670,7 @@ impl Inner {
         }
         if let Err(e) = shim.start_container() {
             let _ = shim.delete(true);
+            self.net_down(ctr);
             {
                 let mut r = lock(&ctr.rec);
                 r.state.error = e.to_string();
@@ -748,6 +778,8 @@ impl Inner {
     }
 
     pub(crate) fn record_exit(&self, ctr: &Ctr, exit: &ExitInfo) {
+        // The run's addresses and ports go back before anyone hears of the exit.
+        self.net_down(ctr);
         {
             let mut r = lock(&ctr.rec);
             if r.state.status != Status::Removing {
@@ -1275,25 +1307,11 @@ fn write_etc_files(
     dir: &Path,
     hostname: &str,
     domainname: Option<&str>,
+    extra_hosts: &[(String, String)],
+    resolv: String,
 ) -> Result<Vec<(String, String)>> {
-    let fqdn = match domainname.filter(|d| !d.is_empty()) {
-        Some(d) => format!("{hostname}.{d} {hostname}"),
-        None => hostname.to_string(),
-    };
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{fqdn}\n"
-    );
-    let resolv = fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .map(|t| {
-            t.lines()
-                // Loopback resolvers are the host's, unreachable from the container's netns.
-                .filter(|l| !l.trim_start().starts_with("nameserver 127."))
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n"
-        })
-        .unwrap_or_default();
+    // The container's own address goes in at start, once it has one.
+    let hosts = crate::net::hosts_text(hostname, domainname, None, extra_hosts);
     let mut out = Vec::new();
     for (file, text, dst) in [
         ("hostname", format!("{hostname}\n"), "/etc/hostname"),

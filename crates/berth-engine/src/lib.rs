@@ -13,6 +13,7 @@ mod health;
 mod inner;
 pub mod model;
 mod names;
+mod net;
 pub mod spec;
 mod store;
 mod streams;

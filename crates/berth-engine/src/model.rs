@@ -65,12 +65,25 @@ pub struct ContainerSpec {
     /// json-file rotation: `max-size` in bytes and `max-file`.
     pub log_max_size: Option<u64>,
     pub log_max_file: Option<u32>,
-    /// `default`, `bridge`, `host`, `none` or a network name (issue 5 wires them up).
+    /// `default` (the daemon's default bridge), `bridge`, `host`, `none` or a network's
+    /// name or id: the network the container is first connected to.
     pub network_mode: String,
+    /// Endpoint options per network (`--network-alias`, `--ip`), keyed as the client sent
+    /// them (the network's name, `default`, or an id).
+    pub endpoints: BTreeMap<String, EndpointSpec>,
     /// `80/tcp` …, from `EXPOSE` and `--expose`.
     pub exposed_ports: Vec<String>,
-    /// `-p`: container port (`80/tcp`) → host bindings, kept for inspect until berth-net.
+    /// `-p`: container port (`80/tcp`) → host bindings asked for (an empty host port: one
+    /// picked from the ephemeral range).
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: every exposed port (the image's and `--expose`) on an ephemeral host port.
+    pub publish_all: bool,
+    /// `--add-host NAME:IP` lines for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option` for `/etc/resolv.conf`.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
     /// Anonymous volumes asked for (`Volumes` of the create body).
@@ -88,6 +101,94 @@ pub struct ContainerSpec {
 pub struct PortBinding {
     pub host_ip: String,
     pub host_port: String,
+}
+
+/// A container's options on one network (create's `EndpointsConfig`, `network connect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointSpec {
+    /// `--network-alias`: more names the container answers to on the network.
+    pub aliases: Vec<String>,
+    /// `--ip`: a fixed IPv4 address in the network's subnet.
+    pub ipv4_address: Option<String>,
+}
+
+/// A container's place on a network (inspect's `NetworkSettings.Networks` entry). The
+/// addresses are set while the container runs and empty while it does not, as Docker has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    /// The network's id (64 hex digits).
+    pub network_id: String,
+    /// What was asked for.
+    pub spec: EndpointSpec,
+    /// 64 hex digits, new for each run.
+    pub endpoint_id: String,
+    /// The interface inside the container (`eth0`, `eth1` …).
+    pub ifname: String,
+    pub ip_address: String,
+    pub ip_prefix_len: u8,
+    pub gateway: String,
+    pub mac_address: String,
+    /// The names the network's DNS answers for it: its name, aliases and short id.
+    pub dns_names: Vec<String>,
+}
+
+/// `docker network create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// `bridge` (the default; the only driver of user networks).
+    pub driver: Option<String>,
+    /// `--subnet` (CIDR); one from the default pools when unset.
+    pub subnet: Option<String>,
+    /// `--gateway`; the subnet's first address when unset.
+    pub gateway: Option<String>,
+    /// `--ip-range`: only the whole subnet is supported.
+    pub ip_range: Option<String>,
+    /// `--internal`: no way out of the network.
+    pub internal: bool,
+    /// `--ipv6`: refused (IPv4 only).
+    pub enable_ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    /// `-o` driver options (`com.docker.network.bridge.name` …).
+    pub options: BTreeMap<String, String>,
+}
+
+/// A network as the engine knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Network {
+    /// 64 hex digits.
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Subnet (CIDR) and gateway of a bridge network; empty for `host` and `none`.
+    pub subnet: String,
+    pub gateway: String,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    /// Docker's driver options as inspect shows them.
+    pub options: BTreeMap<String, String>,
+    /// `bridge`, `host` and `none`: made by the daemon, never removed.
+    pub builtin: bool,
+    /// The containers connected to it now, by container id (running ones have addresses).
+    pub containers: BTreeMap<String, NetworkMember>,
+}
+
+/// A container on a network, as network inspect lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkMember {
+    pub name: String,
+    pub endpoint_id: String,
+    pub mac_address: String,
+    /// `IP/prefix`, or empty while the container is not running.
+    pub ipv4_address: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +466,12 @@ pub struct Container {
     pub graph: BTreeMap<String, String>,
     /// Exec sessions still known.
     pub exec_ids: Vec<String>,
+    /// The networks it is connected to, by network name (none for `host`).
+    pub networks: BTreeMap<String, Endpoint>,
+    /// While it runs: `80/tcp` → the host bindings made (host ports picked).
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
+    /// While it runs in a network namespace of its own: a path to it (`SandboxKey`).
+    pub sandbox_key: String,
 }
 
 /// `exec create`.

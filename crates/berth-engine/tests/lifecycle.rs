@@ -58,6 +58,7 @@ impl Env {
             exec_root: self.exec.path().to_path_buf(),
             runtime: self.bins.join("berth-runc"),
             shim: self.bins.join("berth-shim"),
+            network: berth_engine::NetConfig::no_bridge(),
         })
         .expect("open engine")
     }
