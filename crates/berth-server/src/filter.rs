@@ -2,14 +2,12 @@
 //! volumes and events. Values of one key are ORed, keys ANDed, `label` values all must match.
 
 use berth_api::Filters;
-use berth_engine::{Container, Event, ImageRecord, Status};
+use berth_engine::{Container, Event, ImageRecord, Network, Status};
 
-use crate::convert::container::network_mode;
 use crate::convert::image::{labels as image_labels, matches_reference, tag_matches};
-use crate::convert::system::network_id;
 use crate::error::ApiError;
 use crate::route::ListQuery;
-use crate::time::parse_rfc3339_nanos;
+use crate::time::{parse_rfc3339_nanos, parse_timestamp};
 
 const CONTAINER_KEYS: &[&str] = &[
     "id", "name", "label", "label!", "status", "exited", "ancestor", "before", "since", "health",
@@ -74,6 +72,7 @@ fn port_matches(c: &Container, v: &str, published: bool) -> bool {
         c.spec
             .port_bindings
             .iter()
+            .chain(c.ports.iter())
             .any(|(p, bs)| !bs.is_empty() && (*p == want || bs.iter().any(|b| b.host_port == v)))
     } else {
         c.config.exposed_ports.contains(&want) || c.spec.exposed_ports.contains(&want)
@@ -148,13 +147,12 @@ pub fn containers(list: Vec<Container>, q: &ListQuery) -> Result<Vec<Container>,
                         .iter()
                         .any(|m| m.name == *v || m.destination == *v || m.source == *v)
                 }))
-            && (f.get("network").is_empty() || {
-                let mode = network_mode(&c.spec.network_mode);
-                let id = network_id(&mode);
-                f.get("network")
-                    .iter()
-                    .any(|v| *v == mode || (!v.is_empty() && id.starts_with(v.as_str())))
-            })
+            && (f.get("network").is_empty()
+                || f.get("network").iter().any(|v| {
+                    c.networks.iter().any(|(name, ep)| {
+                        name == v || (!v.is_empty() && ep.network_id.starts_with(v.as_str()))
+                    })
+                }))
             && (f.get("publish").is_empty()
                 || f.get("publish").iter().any(|v| port_matches(c, v, true)))
             && (f.get("expose").is_empty()
@@ -251,6 +249,44 @@ pub fn volume_matches(
         && f.include("driver", driver))
 }
 
+/// `GET /networks` filters: `name` (substring), `id` (prefix), `driver`, `type`
+/// (`builtin`/`custom`), `scope`, `label`, `dangling` (no container connected).
+pub fn network_matches(f: &Filters, n: &Network) -> Result<bool, ApiError> {
+    f.validate(&[
+        "name", "id", "driver", "type", "scope", "label", "label!", "dangling",
+    ])?;
+    for t in f.get("type") {
+        if t != "builtin" && t != "custom" {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter 'type={t}': expected builtin or custom"
+            )));
+        }
+    }
+    let dangling = f.get_bool("dangling")?;
+    Ok(f.include_substring("name", &n.name)
+        && (f.get("id").is_empty() || f.get("id").iter().any(|v| n.id.starts_with(v.as_str())))
+        && f.include("driver", &n.driver)
+        && f.include("type", if n.builtin { "builtin" } else { "custom" })
+        && f.include("scope", "local")
+        && f.matches_label(&n.labels)
+        && dangling.is_none_or(|d| d == n.containers.is_empty()))
+}
+
+/// `POST /networks/prune` filters: `until` (created before) and `label`; built-in and
+/// connected networks are never candidates.
+pub fn network_prunable(f: &Filters, n: &Network) -> Result<bool, ApiError> {
+    f.validate(&["until", "label", "label!"])?;
+    let until = match f.get("until").first() {
+        Some(v) => parse_timestamp("until", v)?,
+        None => None,
+    };
+    let created = parse_rfc3339_nanos(&n.created).unwrap_or(0);
+    Ok(!n.builtin
+        && n.containers.is_empty()
+        && f.matches_label(&n.labels)
+        && until.is_none_or(|u| created < u))
+}
+
 /// `GET /events` filters.
 pub fn event_matches(f: &Filters, e: &Event) -> bool {
     let action_base = e.action.split(':').next().unwrap_or("").trim();
@@ -313,7 +349,24 @@ mod tests {
         let db = c("db", "b", Status::Exited, "2024-05-01T10:00:02Z");
         let mut cache = c("cache", "c", Status::Paused, "2024-05-01T10:00:01Z");
         cache.image = "docker.io/library/redis:7".into();
-        vec![web, db, cache]
+        let mut list = vec![web, db, cache];
+        for c in &mut list {
+            c.networks.insert(
+                "bridge".into(),
+                berth_engine::Endpoint {
+                    network_id: "f00d".repeat(16),
+                    ..Default::default()
+                },
+            );
+        }
+        list[0].networks.insert(
+            "front".into(),
+            berth_engine::Endpoint {
+                network_id: "beef".repeat(16),
+                ..Default::default()
+            },
+        );
+        list
     }
 
     fn names(q: &str, all: bool) -> Result<Vec<String>, ApiError> {
@@ -381,6 +434,14 @@ mod tests {
         assert_eq!(
             names(r#"{"network":{"bridge":true}}"#, true).unwrap().len(),
             3
+        );
+        assert_eq!(
+            names(r#"{"network":{"front":true}}"#, true).unwrap(),
+            ["web"]
+        );
+        assert_eq!(
+            names(r#"{"network":{"beefbeef":true}}"#, true).unwrap(),
+            ["web"]
         );
         assert_eq!(
             names(r#"{"bogus":{"x":true}}"#, true)

@@ -11,8 +11,10 @@ use base64::Engine as _;
 use berth_api::types::{
     ContainerChange, ContainerCreateResponse, ContainerTopResponse, ContainerWaitResponse,
     ContainersPruneResponse, ExecCreateRequest, ExecStartRequest, IdResponse,
-    ImageDeleteResponseItem, ImagesPruneResponse, JsonMessage, SystemDfResponse,
-    VolumeCreateRequest, VolumeListResponse, VolumeUsageData, VolumesPruneResponse, WaitExitError,
+    ImageDeleteResponseItem, ImagesPruneResponse, JsonMessage, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworksPruneResponse,
+    SystemDfResponse, VolumeCreateRequest, VolumeListResponse, VolumeUsageData,
+    VolumesPruneResponse, WaitExitError,
 };
 use berth_api::version::{ApiVersion, MAX_API};
 use berth_engine::{ChangeKind, Engine, PathStat};
@@ -25,7 +27,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::body::{self, Body, ChannelBody, ChannelWriter};
-use crate::convert::{container, create, image, system};
+use crate::convert::{container, create, image, network, system};
 use crate::error::ApiError;
 use crate::filter;
 use crate::hijack;
@@ -365,10 +367,29 @@ async fn dispatch(
                 },
             )
         }
-        Action::NetworksPrune => json(
-            StatusCode::OK,
-            &serde_json::json!({ "NetworksDeleted": [] }),
-        ),
+        Action::NetworksPrune { filters } => {
+            let list = blocking(engine, |e| e.networks()).await?;
+            let mut doomed = Vec::new();
+            for n in &list {
+                if filter::network_prunable(&filters, n)? {
+                    doomed.push(n.name.clone());
+                }
+            }
+            let deleted = blocking(engine, move |e| {
+                // A network a container joined since the listing stays.
+                Ok(doomed
+                    .into_iter()
+                    .filter(|n| e.network_remove(n).is_ok())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+            json(
+                StatusCode::OK,
+                &NetworksPruneResponse {
+                    networks_deleted: Some(deleted),
+                },
+            )
+        }
         Action::BuildPrune => json(
             StatusCode::OK,
             &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
@@ -801,29 +822,66 @@ async fn dispatch(
 
         // ---- networks ----------------------------------------------------------------------
         Action::NetworkList { filters } => {
-            filters.validate(&["name", "id", "driver", "type", "scope", "label", "dangling"])?;
-            let out: Vec<_> = system::NETWORKS
-                .iter()
-                .filter(|(name, driver)| {
-                    filters.include_substring("name", name)
-                        && (filters.get("id").is_empty()
-                            || filters
-                                .get("id")
-                                .iter()
-                                .any(|v| system::network_id(name).starts_with(v.as_str())))
-                        && filters.include("driver", driver)
-                        && filters.include("type", "builtin")
-                        && filters.include("scope", "local")
-                        && filters.get("label").is_empty()
-                })
-                .map(|(name, driver)| system::network(name, driver))
-                .collect();
+            let list = blocking(engine, |e| e.networks()).await?;
+            let mut out = Vec::new();
+            for n in &list {
+                if filter::network_matches(&filters, n)? {
+                    out.push(network::resource(n));
+                }
+            }
             json(StatusCode::OK, &out)
         }
-        Action::NetworkInspect { id } => match system::find_network(&id) {
-            Some(n) => json(StatusCode::OK, &n),
-            None => return Err(ApiError::not_found(format!("network {id} not found"))),
-        },
+        Action::NetworkInspect { id } => {
+            let n = blocking(engine, move |e| e.network_inspect(&id)).await?;
+            json(StatusCode::OK, &network::resource(&n))
+        }
+        Action::NetworkCreate => {
+            let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
+            let body: NetworkCreateRequest = create::parse_body("network create", &bytes)?;
+            let spec = network::create_spec(&body)?;
+            let id = blocking(engine, move |e| e.network_create(spec)).await?;
+            json(
+                StatusCode::CREATED,
+                &NetworkCreateResponse {
+                    id,
+                    warning: String::new(),
+                },
+            )
+        }
+        Action::NetworkRemove { id } => {
+            blocking(engine, move |e| e.network_remove(&id)).await?;
+            no_content()
+        }
+        Action::NetworkConnect { id } => {
+            let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
+            let body: NetworkConnectRequest = create::parse_body("network connect", &bytes)?;
+            if body.container.is_empty() {
+                return Err(ApiError::bad_request(
+                    "invalid network connect body: Container: a container is needed",
+                ));
+            }
+            let ep = body
+                .endpoint_config
+                .as_ref()
+                .map(network::endpoint_spec)
+                .unwrap_or_default();
+            blocking(engine, move |e| e.network_connect(&id, &body.container, ep)).await?;
+            status_only(StatusCode::OK)
+        }
+        Action::NetworkDisconnect { id } => {
+            let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
+            let body: NetworkDisconnectRequest = create::parse_body("network disconnect", &bytes)?;
+            if body.container.is_empty() {
+                return Err(ApiError::bad_request(
+                    "invalid network disconnect body: Container: a container is needed",
+                ));
+            }
+            blocking(engine, move |e| {
+                e.network_disconnect(&id, &body.container, body.force)
+            })
+            .await?;
+            status_only(StatusCode::OK)
+        }
     })
 }
 

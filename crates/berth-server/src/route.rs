@@ -71,9 +71,11 @@ pub enum Action {
     VolumesPrune {
         filters: Filters,
     },
-    /// `system prune` also prunes networks and the build cache; Berth has neither yet, so
-    /// nothing is deleted.
-    NetworksPrune,
+    /// Removes the user networks no container is connected to.
+    NetworksPrune {
+        filters: Filters,
+    },
+    /// `system prune` also prunes the build cache; Berth has none yet, so nothing is deleted.
     BuildPrune,
 
     ContainerCreate {
@@ -234,6 +236,16 @@ pub enum Action {
     NetworkInspect {
         id: String,
     },
+    NetworkCreate,
+    NetworkRemove {
+        id: String,
+    },
+    NetworkConnect {
+        id: String,
+    },
+    NetworkDisconnect {
+        id: String,
+    },
 }
 
 impl Action {
@@ -349,7 +361,12 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
                 filters: q.filters()?,
             })
         }
-        "/networks/prune" if post => return Ok(Action::NetworksPrune),
+        "/networks/prune" if post => {
+            return Ok(Action::NetworksPrune {
+                filters: q.filters()?,
+            })
+        }
+        "/networks/create" if post => return Ok(Action::NetworkCreate),
         "/build/prune" if post => return Ok(Action::BuildPrune),
         "/containers/create" if post => {
             return Ok(Action::ContainerCreate {
@@ -611,11 +628,19 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
         return Err(page_not_found());
     }
 
-    if let Some(id) = path.strip_prefix("/networks/") {
-        if get && !id.is_empty() && !id.contains('/') {
-            return Ok(Action::NetworkInspect { id: id.to_string() });
+    if let Some(rest) = path.strip_prefix("/networks/") {
+        let (id, op) = rest.split_once('/').unwrap_or((rest, ""));
+        if id.is_empty() {
+            return Err(page_not_found());
         }
-        return Err(page_not_found());
+        let id = id.to_string();
+        return match op {
+            "" if get => Ok(Action::NetworkInspect { id }),
+            "" if delete => Ok(Action::NetworkRemove { id }),
+            "connect" if post => Ok(Action::NetworkConnect { id }),
+            "disconnect" if post => Ok(Action::NetworkDisconnect { id }),
+            _ => Err(page_not_found()),
+        };
     }
 
     let _ = (put, head);
@@ -962,6 +987,37 @@ mod tests {
             Action::NetworkInspect {
                 id: "bridge".into()
             }
+        );
+        assert_eq!(
+            act(Method::DELETE, "/v1.43/networks/front").unwrap(),
+            Action::NetworkRemove { id: "front".into() }
+        );
+        assert_eq!(
+            act(Method::POST, "/networks/front/connect").unwrap(),
+            Action::NetworkConnect { id: "front".into() }
+        );
+        assert_eq!(
+            act(Method::POST, "/networks/front/disconnect").unwrap(),
+            Action::NetworkDisconnect { id: "front".into() }
+        );
+        assert_eq!(
+            act(Method::POST, "/networks/create").unwrap(),
+            Action::NetworkCreate
+        );
+        assert!(matches!(
+            act(
+                Method::POST,
+                "/networks/prune?filters=%7B%22label%22%3A%7B%22a%22%3Atrue%7D%7D"
+            )
+            .unwrap(),
+            Action::NetworksPrune { .. }
+        ));
+        assert_eq!(
+            act(Method::POST, "/networks/front/nope")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            404
         );
         assert!(matches!(
             act(Method::GET, "/events?since=1700000000&until=1700000001&filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D")

@@ -145,6 +145,7 @@ mod tests {
             exec_root: dir.path().join("exec"),
             runtime: "berth-runc".into(),
             shim: "berth-shim".into(),
+            network: berth_engine::NetConfig::no_bridge(),
         }) {
             Ok(e) => e,
             Err(e) => {
@@ -188,7 +189,7 @@ mod tests {
             assert!(v["Volumes"].is_array());
             let (status, _, body) = call(&mut sender, "GET", "/networks").await;
             assert_eq!(status, 200);
-            assert!(body.contains(r#""Name":"bridge""#));
+            assert!(body.contains(r#""Name":"none""#), "{body}");
             let (status, _, body) = call(&mut sender, "GET", "/version").await;
             assert_eq!(status, 200);
             assert!(body.contains(r#""ApiVersion":"1.43""#));

@@ -12,7 +12,6 @@ use berth_api::types::{
 };
 use berth_engine::{Container, Exec, MountKind, Status};
 
-use crate::convert::system::network_id;
 use crate::time::{rfc3339_to_unix, since};
 
 /// The network mode as Docker reports it: `default` and empty are `bridge`.
@@ -25,19 +24,10 @@ pub fn network_mode(mode: &str) -> String {
 
 /// The networks a container is attached to, as `NetworkSettings.Networks`; always an object.
 pub fn networks(c: &Container) -> BTreeMap<String, EndpointSettings> {
-    let mode = network_mode(&c.spec.network_mode);
-    let mut out = BTreeMap::new();
-    if mode.starts_with("container:") {
-        return out;
-    }
-    out.insert(
-        mode.clone(),
-        EndpointSettings {
-            network_id: network_id(&mode),
-            ..EndpointSettings::default()
-        },
-    );
-    out
+    c.networks
+        .iter()
+        .map(|(name, ep)| (name.clone(), crate::convert::network::endpoint(ep)))
+        .collect()
 }
 
 fn split_port(p: &str) -> (u16, String) {
@@ -45,82 +35,50 @@ fn split_port(p: &str) -> (u16, String) {
     (num.parse().unwrap_or(0), proto.to_string())
 }
 
-/// `ps`'s `Ports`: one entry per exposed port, or per binding of a published one.
+/// `ps`'s `Ports`: while the container runs, one entry per exposed port, or per host
+/// binding of a published one (host ports as they were picked); nothing otherwise.
 pub fn summary_ports(c: &Container) -> Vec<Port> {
     let mut ports = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for p in c
-        .config
-        .exposed_ports
-        .iter()
-        .chain(c.spec.exposed_ports.iter())
-    {
-        if seen.contains(&p.as_str()) {
-            continue;
-        }
-        seen.push(p);
+    for (p, bs) in &c.ports {
         let (private_port, proto) = split_port(p);
-        let bindings = c.spec.port_bindings.get(p).filter(|b| !b.is_empty());
-        match bindings {
-            None => ports.push(Port {
+        if bs.is_empty() {
+            ports.push(Port {
                 ip: None,
                 private_port,
                 public_port: None,
                 r#type: proto,
-            }),
-            Some(bs) => {
-                for b in bs {
-                    ports.push(Port {
-                        ip: Some(if b.host_ip.is_empty() {
-                            "0.0.0.0".into()
-                        } else {
-                            b.host_ip.clone()
-                        }),
-                        private_port,
-                        public_port: b.host_port.parse().ok(),
-                        r#type: proto.clone(),
-                    });
-                }
-            }
+            });
+            continue;
+        }
+        for b in bs {
+            ports.push(Port {
+                ip: Some(b.host_ip.clone()),
+                private_port,
+                public_port: b.host_port.parse().ok(),
+                r#type: proto.clone(),
+            });
         }
     }
     ports
 }
 
-/// Inspect's `NetworkSettings.Ports`: exposed ports map to `null`, published ones to their
-/// bindings.
+/// Inspect's `NetworkSettings.Ports`, which `docker port` reads: while the container runs,
+/// exposed ports map to `null` and published ones to the host bindings made; empty otherwise.
 pub fn port_map(c: &Container) -> PortMap {
-    let mut map = PortMap::new();
-    for p in c
-        .config
-        .exposed_ports
+    c.ports
         .iter()
-        .chain(c.spec.exposed_ports.iter())
-    {
-        map.entry(p.clone()).or_insert(None);
-    }
-    for (p, bs) in &c.spec.port_bindings {
-        if bs.is_empty() {
-            map.entry(p.clone()).or_insert(None);
-            continue;
-        }
-        map.insert(
-            p.clone(),
-            Some(
+        .map(|(p, bs)| {
+            let bindings = (!bs.is_empty()).then(|| {
                 bs.iter()
                     .map(|b| wire::PortBinding {
-                        host_ip: if b.host_ip.is_empty() {
-                            "0.0.0.0".into()
-                        } else {
-                            b.host_ip.clone()
-                        },
+                        host_ip: b.host_ip.clone(),
                         host_port: b.host_port.clone(),
                     })
-                    .collect(),
-            ),
-        );
-    }
-    map
+                    .collect()
+            });
+            (p.clone(), bindings)
+        })
+        .collect()
 }
 
 /// Mounts as inspect and ps show them.
@@ -452,11 +410,32 @@ pub fn inspect(c: &Container, size_rw: Option<u64>) -> ContainerInspect {
         size_root_fs: None,
         mounts: mount_points(c),
         config: config(c),
-        network_settings: NetworkSettings {
-            ports: port_map(c),
-            networks: networks(c),
-            ..NetworkSettings::default()
+        network_settings: network_settings(c),
+    }
+}
+
+/// Inspect's `NetworkSettings`: the top-level addresses are those of the default `bridge`
+/// network, as in Docker.
+fn network_settings(c: &Container) -> NetworkSettings {
+    let bridge = c
+        .networks
+        .get("bridge")
+        .filter(|ep| !ep.ip_address.is_empty());
+    NetworkSettings {
+        sandbox_id: if c.sandbox_key.is_empty() {
+            String::new()
+        } else {
+            c.id.clone()
         },
+        sandbox_key: c.sandbox_key.clone(),
+        ports: port_map(c),
+        endpoint_id: bridge.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+        gateway: bridge.map(|e| e.gateway.clone()).unwrap_or_default(),
+        ip_address: bridge.map(|e| e.ip_address.clone()).unwrap_or_default(),
+        ip_prefix_len: bridge.map(|e| i64::from(e.ip_prefix_len)).unwrap_or(0),
+        mac_address: bridge.map(|e| e.mac_address.clone()).unwrap_or_default(),
+        networks: networks(c),
+        ..NetworkSettings::default()
     }
 }
 
@@ -491,7 +470,8 @@ pub fn exec_inspect(e: &Exec) -> ExecInspect {
 mod tests {
     use super::*;
     use berth_engine::{
-        ContainerSpec, EffectiveConfig, Health, HealthStatus, MountPoint, PortBinding, State,
+        ContainerSpec, EffectiveConfig, Endpoint, Health, HealthStatus, MountPoint, PortBinding,
+        State,
     };
 
     pub(crate) fn sample() -> Container {
@@ -538,6 +518,32 @@ mod tests {
                 read_only: false,
                 propagation: String::new(),
             }],
+            networks: [(
+                "bridge".to_string(),
+                Endpoint {
+                    network_id: "n".repeat(64),
+                    endpoint_id: "e".repeat(64),
+                    ifname: "eth0".into(),
+                    ip_address: "10.88.0.2".into(),
+                    ip_prefix_len: 16,
+                    gateway: "10.88.0.1".into(),
+                    mac_address: "02:42:0a:58:00:02".into(),
+                    ..Endpoint::default()
+                },
+            )]
+            .into(),
+            ports: [
+                (
+                    "80/tcp".to_string(),
+                    vec![PortBinding {
+                        host_ip: "0.0.0.0".into(),
+                        host_port: "8080".into(),
+                    }],
+                ),
+                ("53/udp".to_string(), Vec::new()),
+            ]
+            .into(),
+            sandbox_key: "/proc/42/ns/net".into(),
             ..Container::default()
         }
     }
@@ -576,6 +582,7 @@ mod tests {
         let mut c = sample();
         c.spec.exposed_ports.clear();
         c.spec.port_bindings.clear();
+        c.ports.clear();
         c.state = State::default();
         let json = serde_json::to_value(inspect(&c, None)).unwrap();
         assert_eq!(json["Name"], "/web");
@@ -602,6 +609,12 @@ mod tests {
         assert_eq!(i.network_settings.ports["53/udp"], None);
         let b = i.network_settings.ports["80/tcp"].as_ref().unwrap();
         assert_eq!(b[0].host_port, "8080");
+        assert_eq!(i.network_settings.ip_address, "10.88.0.2");
+        assert_eq!(
+            i.network_settings.networks["bridge"].network_id,
+            "n".repeat(64)
+        );
+        assert_eq!(i.network_settings.networks["bridge"].ip_prefix_len, 16);
         assert!(i.state.running && !i.state.paused);
         assert_eq!(i.state.pid, 42);
         assert_eq!(i.state.health.as_ref().unwrap().status, "healthy");

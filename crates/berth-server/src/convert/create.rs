@@ -511,8 +511,21 @@ pub fn container_spec(
         log_max_size,
         log_max_file,
         network_mode: h.network_mode.clone(),
+        endpoints: req
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|(name, ep)| (name.clone(), crate::convert::network::endpoint_spec(ep)))
+            .collect(),
         exposed_ports,
         port_bindings,
+        publish_all: h.publish_all_ports,
+        extra_hosts: h.extra_hosts.clone().unwrap_or_default(),
+        dns: h.dns.clone().unwrap_or_default(),
+        dns_search: h.dns_search.clone().unwrap_or_default(),
+        dns_options: h.dns_options.clone().unwrap_or_default(),
         ulimits: h
             .resources
             .ulimits

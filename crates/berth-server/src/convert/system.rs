@@ -1,5 +1,4 @@
-//! System-wide shapes: `/version`, `/info`, events, stats samples, volumes and the three
-//! static networks (`bridge`, `host`, `none`) that exist until berth-net brings real ones.
+//! System-wide shapes: `/version`, `/info`, events, stats samples and volumes.
 
 use std::collections::BTreeMap;
 
@@ -10,71 +9,11 @@ use berth_api::types::{
 };
 use berth_api::version::{MAX_API, MIN_API};
 use berth_engine::{Event, Info, Stats};
-use serde_json::{json, Value};
 
 use crate::time::format_rfc3339_nanos;
 
 /// The Docker release whose API Berth advertises ([`MAX_API`] 1.43 is Docker 24).
 pub const DOCKER_COMPAT_VERSION: &str = "24.0.0";
-
-/// The static networks: name and a stable 64-hex id.
-pub const NETWORKS: [(&str, &str); 3] = [("bridge", "bridge"), ("host", "host"), ("none", "null")];
-
-/// A stable id for a static network (its name, hex-encoded and padded to 64 digits).
-pub fn network_id(name: &str) -> String {
-    let mut hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-    while hex.len() < 64 {
-        hex.push('0');
-    }
-    hex.truncate(64);
-    hex
-}
-
-/// A static network as `GET /networks` lists it.
-pub fn network(name: &str, driver: &str) -> Value {
-    let ipam_config: Value = if name == "bridge" {
-        json!([{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}])
-    } else {
-        json!([])
-    };
-    let options: Value = if name == "bridge" {
-        json!({
-            "com.docker.network.bridge.default_bridge": "true",
-            "com.docker.network.bridge.enable_icc": "true",
-            "com.docker.network.bridge.enable_ip_masquerade": "true",
-            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-            "com.docker.network.bridge.name": "docker0",
-            "com.docker.network.driver.mtu": "1500"
-        })
-    } else {
-        json!({})
-    };
-    json!({
-        "Name": name,
-        "Id": network_id(name),
-        "Created": "0001-01-01T00:00:00Z",
-        "Scope": "local",
-        "Driver": driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
-        "Internal": false,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": {},
-        "Options": options,
-        "Labels": {}
-    })
-}
-
-/// Finds a static network by name, id or id prefix.
-pub fn find_network(id: &str) -> Option<Value> {
-    NETWORKS
-        .iter()
-        .find(|(name, _)| *name == id || network_id(name).starts_with(id))
-        .map(|(name, driver)| network(name, driver))
-}
 
 /// An engine volume as Docker's.
 pub fn volume(v: &berth_engine::Volume) -> Volume {
@@ -357,18 +296,6 @@ pub fn info(i: &Info, now_nanos: i64) -> SystemInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn static_networks() {
-        let b = find_network("bridge").unwrap();
-        assert_eq!(b["Name"], "bridge");
-        assert_eq!(b["Driver"], "bridge");
-        assert_eq!(b["Id"].as_str().unwrap().len(), 64);
-        let id = network_id("host");
-        assert_eq!(find_network(&id[..12]).unwrap()["Name"], "host");
-        assert_eq!(find_network("none").unwrap()["Driver"], "null");
-        assert!(find_network("nope").is_none());
-    }
 
     #[test]
     fn events_have_docker_shape() {
