@@ -63,6 +63,17 @@ pub struct Flags {
     /// The shim binary (default: berth-shim beside berthd, else on PATH).
     #[arg(long, value_name = "PATH")]
     pub shim: Option<PathBuf>,
+    /// The Linux bridge of the default `bridge` network (default berth0); `none`: no default
+    /// bridge, containers get only a loopback unless given a network.
+    #[arg(short = 'b', long, value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// The default bridge's address and subnet, e.g. 172.17.0.1/16 (default: the first free
+    /// one of Docker's pools).
+    #[arg(long, value_name = "CIDR")]
+    pub bip: Option<String>,
+    /// A directory of CNI plugins (repeatable; default /usr/lib/cni then /opt/cni/bin).
+    #[arg(long = "cni-plugin-dir", value_name = "DIR")]
+    pub cni_plugin_dirs: Vec<PathBuf>,
 }
 
 /// The config file's keys (as in dockerd's daemon.json).
@@ -82,6 +93,9 @@ pub struct FileConfig {
     pub tlskey: Option<PathBuf>,
     pub runtime: Option<PathBuf>,
     pub shim: Option<PathBuf>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub cni_plugin_dirs: Vec<PathBuf>,
     /// Keys Berth does not know; warned about.
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
@@ -114,6 +128,7 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub runtime: PathBuf,
     pub shim: PathBuf,
+    pub network: berth_engine::NetConfig,
     /// Unknown config-file keys, to warn about once logging is up.
     pub unknown_keys: Vec<String>,
 }
@@ -234,6 +249,38 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
             );
         }
     }
+    let bridge = match flags.bridge.or(file.bridge) {
+        None => Some(
+            berth_engine::NetConfig::default()
+                .bridge
+                .unwrap_or_default(),
+        ),
+        Some(b) if b == "none" => None,
+        Some(b) => {
+            if b.is_empty()
+                || b.len() > 15
+                || !b
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+            {
+                bail!("invalid --bridge {b:?}: a device name of at most 15 letters, digits, '_', '.' or '-', or none");
+            }
+            Some(b)
+        }
+    };
+    let bip = flags.bip.or(file.bip);
+    if bridge.is_none() && bip.is_some() {
+        bail!("--bip and --bridge none cannot be used together");
+    }
+    let mut cni_plugin_dirs = flags.cni_plugin_dirs;
+    if cni_plugin_dirs.is_empty() {
+        cni_plugin_dirs = file.cni_plugin_dirs;
+    }
+    let network = berth_engine::NetConfig {
+        bridge,
+        bip,
+        cni_plugin_dirs,
+    };
     let mut unknown_keys: Vec<String> = file.unknown.into_keys().collect();
     unknown_keys.sort();
     Ok(Config {
@@ -260,6 +307,7 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
             .shim
             .or(file.shim)
             .unwrap_or_else(|| find_binary("berth-shim")),
+        network,
         unknown_keys,
     })
 }

@@ -46,9 +46,11 @@ fn serve(cfg: &Config) -> Result<()> {
         exec_root: cfg.exec_root.clone(),
         runtime: cfg.runtime.clone(),
         shim: cfg.shim.clone(),
+        network: cfg.network.clone(),
     })
     .with_context(|| format!("opening the engine in {}", cfg.data_root.display()))?;
-    let server = Server::new(Arc::new(engine));
+    let engine = Arc::new(engine);
+    let server = Server::new(Arc::clone(&engine));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,6 +118,7 @@ fn serve(cfg: &Config) -> Result<()> {
     })?;
     // Hijacked streams and followers still open are cut here.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    engine.quiesce();
     Ok(())
 }
 

@@ -221,6 +221,8 @@ pub struct Daemon {
     pub work: PathBuf,
     /// Namespace / cgroup-parent name unique to this daemon (peer mode).
     pub tag: String,
+    /// More daemon flags, kept for every (re)launch.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
     starts: u32,
@@ -239,8 +241,30 @@ impl Daemon {
         Some(d)
     }
 
-    /// Starts a daemon without importing any image.
+    /// Starts a daemon with more flags and the busybox image imported, or returns None
+    /// (after printing why) when the machine cannot run the suite.
+    pub fn start_with(test: &str, extra_args: &[String]) -> Option<Daemon> {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipping {test}: {why}");
+            return None;
+        }
+        let d = Daemon::start_bare_with(test, extra_args);
+        d.import_busybox();
+        Some(d)
+    }
+
+    /// Starts a daemon without importing any image. It has no default bridge (`--bridge
+    /// none`, as the dockerd peer is started), so containers are on `none` by default.
     pub fn start_bare(test: &str) -> Daemon {
+        let none = match Peer::from_env() {
+            Peer::Berthd => vec!["--bridge".to_string(), "none".to_string()],
+            Peer::Dockerd => vec!["--bridge=none".to_string()],
+        };
+        Daemon::start_bare_with(test, &none)
+    }
+
+    /// Starts a daemon with these flags (which choose its bridge) and no image.
+    pub fn start_bare_with(test: &str, extra_args: &[String]) -> Daemon {
         let peer = Peer::from_env();
         let dir = tempfile::Builder::new()
             .prefix("bd-")
@@ -262,6 +286,7 @@ impl Daemon {
             log: dir.join("daemon.log"),
             tag,
             dir,
+            extra_args: extra_args.to_vec(),
             child: None,
             starts: 0,
         };
@@ -306,6 +331,7 @@ impl Daemon {
                 c.arg("--exec-root").arg(&self.exec_root);
                 c.arg("--pidfile").arg(&self.pidfile);
                 c.args(["--log-level", "debug"]);
+                c.args(&self.extra_args);
                 c
             }
             Peer::Dockerd => {
@@ -318,12 +344,8 @@ impl Daemon {
                 c.arg("--data-root").arg(&self.data_root);
                 c.arg("--exec-root").arg(&self.exec_root);
                 c.arg("--pidfile").arg(&self.pidfile);
-                c.args([
-                    "--bridge=none",
-                    "--iptables=false",
-                    "--ip-masq=false",
-                    "--ip6tables=false",
-                ]);
+                c.args(&self.extra_args);
+                c.args(["--iptables=false", "--ip-masq=false", "--ip6tables=false"]);
                 c.arg(format!("--containerd-namespace={}", self.tag));
                 c.arg(format!(
                     "--containerd-plugins-namespace={}-plugins",
@@ -553,6 +575,11 @@ impl Daemon {
             args.extend(ids.iter().cloned());
             let _ = run_cmd(&mut self.docker_cmd(&args), Duration::from_secs(60));
         }
+        // A failed test's networks: their bridges and rules go with them.
+        let _ = run_cmd(
+            &mut self.docker_cmd(&["network", "prune", "-f"]),
+            Duration::from_secs(60),
+        );
         ids
     }
 }
