@@ -158,7 +158,7 @@ impl Engine {
     /// have just ended, which run on their own threads, so that no veth, rule or port is
     /// left for the next daemon's sweep.
     pub fn quiesce(&self) {
-        self.inner.nets.wait_all_drained();
+        self.inner.nets.quiesce();
     }
 
     // ---- networks ----------------------------------------------------------------------

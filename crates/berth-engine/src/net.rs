@@ -64,6 +64,10 @@ pub(crate) struct Nets {
     /// Containers whose ended run is being taken down (CNI DEL running), and its signal.
     draining: Mutex<HashSet<String>>,
     drained: Condvar,
+    /// Take-down threads not yet finished (their last step, the prune of idle chains, comes
+    /// after the container leaves `draining`), and its signal.
+    takedowns: Mutex<usize>,
+    takedowns_done: Condvar,
     dns: DnsRegistry,
     servers: Mutex<HashMap<String, DnsServer>>,
     /// Each running container's namespace, by container id.
@@ -205,6 +209,8 @@ impl Nets {
             ports: Mutex::new(ports),
             draining: Mutex::new(HashSet::new()),
             drained: Condvar::new(),
+            takedowns: Mutex::new(0),
+            takedowns_done: Condvar::new(),
             dns: DnsRegistry::new(),
             servers: Mutex::new(HashMap::new()),
             sandboxes: Mutex::new(HashMap::new()),
@@ -257,7 +263,12 @@ impl Nets {
                 let subnet: Subnet = bip.parse().map_err(net_err)?;
                 Some((subnet, ip))
             }
-            None => None,
+            // A bridge device already on the host keeps its address, as docker0 does for
+            // dockerd (the CNI bridge plugin refuses to give it a second one).
+            None => match berth_net::device_ipv4(&device).map_err(net_err)? {
+                Some((ip, prefix)) => Some((Subnet::new(ip, prefix).map_err(net_err)?, ip)),
+                None => None,
+            },
         };
         if let Some(old) = &old {
             let same_device = old.cfg.as_ref().is_some_and(|c| c.bridge == device);
@@ -405,11 +416,11 @@ impl Nets {
         self.prune_if_idle_locked();
     }
 
-    /// Waits until the ended run of `id` is taken down.
-    fn wait_drained(&self, id: &str) {
+    /// Waits (at most [`DRAIN_WAIT`]) while `busy` holds of the take-downs still running.
+    fn wait_while(&self, busy: impl Fn(&HashSet<String>) -> bool) {
         let deadline = Instant::now() + DRAIN_WAIT;
         let mut d = lock(&self.draining);
-        while d.contains(id) {
+        while busy(&d) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
@@ -422,26 +433,37 @@ impl Nets {
         }
     }
 
+    /// Waits until the ended run of `id` is taken down.
+    fn wait_drained(&self, id: &str) {
+        self.wait_while(|d| d.contains(id));
+    }
+
     /// Waits until no ended run is being taken down (a port or address asked for may be one
     /// of theirs); false when there was none to wait for.
-    pub(crate) fn wait_all_drained(&self) -> bool {
-        let deadline = Instant::now() + DRAIN_WAIT;
-        let mut d = lock(&self.draining);
-        if d.is_empty() {
+    fn wait_all_drained(&self) -> bool {
+        if lock(&self.draining).is_empty() {
             return false;
         }
-        while !d.is_empty() {
+        self.wait_while(|d| !d.is_empty());
+        true
+    }
+
+    /// Before the daemon exits: waits (at most [`DRAIN_WAIT`]) until every take-down thread
+    /// has finished, its prune of idle chains included.
+    pub(crate) fn quiesce(&self) {
+        let deadline = Instant::now() + DRAIN_WAIT;
+        let mut n = lock(&self.takedowns);
+        while *n > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break;
+                return;
             }
-            d = self
-                .drained
-                .wait_timeout(d, left)
+            n = self
+                .takedowns_done
+                .wait_timeout(n, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        true
     }
 
     /// Reserves a container's ports, all or nothing; a range takes its first free port.
@@ -760,6 +782,15 @@ impl Inner {
     /// created the init `pid` (its namespace exists) and before the process runs. On failure
     /// nothing is left attached.
     pub(crate) fn net_up(&self, ctr: &Ctr, pid: i32) -> Result<()> {
+        let r = self.attach_run(ctr, pid);
+        if r.is_err() {
+            // A failed ADD's DEL may leave the plugins' shared chains behind.
+            self.nets.prune_if_idle();
+        }
+        r
+    }
+
+    fn attach_run(&self, ctr: &Ctr, pid: i32) -> Result<()> {
         let nets = &self.nets;
         let c = ctr.get();
         let order = self.ordered_networks(&c);
@@ -957,6 +988,7 @@ impl Inner {
             })
             .collect();
         lock(&nets.draining).insert(ctr.id.clone());
+        *lock(&nets.takedowns) += 1;
         let id = ctr.id.clone();
         let nets = Arc::clone(nets);
         std::thread::spawn(move || {
@@ -975,6 +1007,8 @@ impl Inner {
             lock(&nets.draining).remove(&id);
             nets.drained.notify_all();
             nets.prune_if_idle();
+            *lock(&nets.takedowns) -= 1;
+            nets.takedowns_done.notify_all();
         });
     }
 

@@ -67,7 +67,7 @@ pub use dns::{
     DnsServerConfig, ResolvConf, TTL as DNS_TTL,
 };
 pub use error::{NetError, Result};
-pub use network::{delete_link, enable_ip_forward, Attachment, Cni, NetnsHandle};
+pub use network::{delete_link, device_ipv4, enable_ip_forward, Attachment, Cni, NetnsHandle};
 pub use ports::{
     ephemeral_range, host_port_free, PortAllocator, PortMapping, PortRequest, Protocol, Reservation,
 };

@@ -446,6 +446,46 @@ pub fn delete_link(dev: &str) -> Result<()> {
     }
 }
 
+/// The first IPv4 address and prefix length on device `dev` (`ip -4 -o addr show dev DEV`);
+/// `None` when the device does not exist or has no IPv4 address.
+pub fn device_ipv4(dev: &str) -> Result<Option<(Ipv4Addr, u8)>> {
+    validate_ifname("device name", dev)?;
+    if !Path::new("/sys/class/net").join(dev).exists() {
+        return Ok(None);
+    }
+    let command = format!("ip -4 -o addr show dev {dev}");
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", dev])
+        .output()
+        .map_err(|e| NetError::Command {
+            command: command.clone(),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        if !Path::new("/sys/class/net").join(dev).exists() {
+            return Ok(None);
+        }
+        return Err(NetError::Command {
+            command,
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(parse_ip_addr_inet(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The first `inet ADDR/PREFIX` of `ip -o addr` output.
+fn parse_ip_addr_inet(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w != "inet" {
+            continue;
+        }
+        let (ip, prefix) = words.next()?.split_once('/')?;
+        return Some((ip.parse().ok()?, prefix.parse().ok().filter(|p| *p <= 32)?));
+    }
+    None
+}
+
 /// Turn on IPv4 forwarding (`/proc/sys/net/ipv4/ip_forward`), which containers need to reach
 /// beyond the host. The bridge plugin turns it on itself for gateway bridges; the engine may
 /// call this at start to be sure. Does nothing when it is already on.
@@ -537,6 +577,21 @@ fn parse_attachment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inet_of_ip_addr_output() {
+        let out = "5: berth0    inet 172.17.0.1/16 brd 172.17.255.255 scope global berth0\\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(
+            parse_ip_addr_inet(out),
+            Some((Ipv4Addr::new(172, 17, 0, 1), 16))
+        );
+        assert_eq!(parse_ip_addr_inet(""), None);
+        assert_eq!(
+            parse_ip_addr_inet("5: x    inet 10.0.0.1/40 scope global"),
+            None
+        );
+        assert_eq!(parse_ip_addr_inet("5: x    inet"), None);
+    }
 
     #[test]
     fn attachment_from_bridge_result() {

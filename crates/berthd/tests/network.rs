@@ -71,12 +71,38 @@ fn snapshot() -> HostNet {
     }
 }
 
+/// Once everything is removed (take-downs run on after the CLI returns): the host as
+/// `before`, but for the daemon's bridge device, which the guard removes with the daemon.
+fn assert_host_as_before(before: &HostNet, d: Daemon, guard: HostGuard) {
+    let now = || {
+        let mut now = snapshot();
+        now.links.retain(|l| *l != guard.bridge);
+        now
+    };
+    if poll(Duration::from_secs(20), || (now() == *before).then_some(())).is_none() {
+        assert_eq!(now(), *before, "the host after everything was removed");
+    }
+    drop(d);
+    drop(guard);
+}
+
 /// Puts back what a daemon's bridge brings to the host when the test is over, pass or
 /// fail: the bridge device (like docker0, it stays while the daemon lives) and
 /// `ip_forward`, which the bridge plugin turns on.
 struct HostGuard {
     bridge: String,
     ip_forward: String,
+}
+
+impl HostGuard {
+    /// For the bridge `bn<n><pid>`.
+    fn new(n: u8) -> HostGuard {
+        HostGuard {
+            bridge: format!("bn{n}{}", std::process::id() % 100_000),
+            ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Drop for HostGuard {
@@ -92,15 +118,11 @@ fn daemon(test: &str, n: u8) -> Option<(Daemon, HostGuard, String)> {
         eprintln!("skipping {test}: it drives berthd's own bridge (--bridge, --bip)");
         return None;
     }
-    let bridge = format!("bn{n}{}", std::process::id() % 100_000);
+    let guard = HostGuard::new(n);
     let gateway = format!("10.213.{n}.1");
-    let guard = HostGuard {
-        bridge: bridge.clone(),
-        ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default(),
-    };
     let args = vec![
         "--bridge".to_string(),
-        bridge,
+        guard.bridge.clone(),
         "--bip".to_string(),
         format!("{gateway}/24"),
     ];
@@ -432,19 +454,7 @@ fn published_ports_names_internal_networks_and_a_clean_host() {
             .count(),
         3
     );
-    let bridge = guard.bridge.clone();
-    let settled = poll(Duration::from_secs(20), || {
-        let mut now = snapshot();
-        now.links.retain(|l| *l != bridge);
-        (now == before).then_some(())
-    });
-    if settled.is_none() {
-        let mut now = snapshot();
-        now.links.retain(|l| *l != bridge);
-        assert_eq!(now, before, "the host after everything was removed");
-    }
-    drop(d);
-    drop(guard);
+    assert_host_as_before(&before, d, guard);
 }
 
 #[test]
@@ -540,17 +550,54 @@ fn addresses_and_port_reservations_survive_a_daemon_restart() {
 
     d.docker_ok(&["rm", "-f", "keep"]);
     d.docker_ok(&["network", "rm", "back"]);
-    let bridge = guard.bridge.clone();
-    let settled = poll(Duration::from_secs(20), || {
-        let mut now = snapshot();
-        now.links.retain(|l| *l != bridge);
-        (now == before).then_some(())
-    });
-    if settled.is_none() {
-        let mut now = snapshot();
-        now.links.retain(|l| *l != bridge);
-        assert_eq!(now, before, "the host after everything was removed");
+    assert_host_as_before(&before, d, guard);
+}
+
+#[test]
+fn an_existing_bridge_device_keeps_its_address() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let test = "existing_bridge";
+    if Peer::from_env() != Peer::Berthd {
+        eprintln!("skipping {test}: it drives berthd's own bridge (--bridge)");
+        return;
     }
-    drop(d);
-    drop(guard);
+    let before = snapshot();
+    let guard = HostGuard::new(5);
+    // Made by hand (or left by an earlier daemon), with an address of its own: berthd
+    // without --bip takes that address, as dockerd does with docker0.
+    let made = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ip link add {b} type bridge && ip addr add 10.213.5.1/24 dev {b}",
+                b = guard.bridge
+            ),
+        ])
+        .status()
+        .expect("ip link add");
+    assert!(made.success(), "making the bridge {}", guard.bridge);
+    let Some(d) = Daemon::start_with(test, &["--bridge".to_string(), guard.bridge.clone()]) else {
+        return;
+    };
+    assert_eq!(
+        d.docker_ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+            "bridge"
+        ]),
+        "10.213.5.0/24 10.213.5.1"
+    );
+    let seen = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show dev eth0; ip route show default",
+    ]);
+    assert!(seen.contains("inet 10.213.5."), "{seen}");
+    assert!(seen.contains("default via 10.213.5.1"), "{seen}");
+    assert_host_as_before(&before, d, guard);
 }
