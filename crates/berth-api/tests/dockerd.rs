@@ -472,7 +472,13 @@ impl Dockerd {
             .arg(d.join("pid"))
             .arg("-H")
             .arg(format!("unix://{}", d.join("docker.sock").display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
             .args(["--storage-driver", "vfs"])
             .stdin(Stdio::null())
             .stdout(log)

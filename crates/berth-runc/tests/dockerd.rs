@@ -225,7 +225,13 @@ impl Dockerd {
             .arg(format!("unix://{}", d.join("docker.sock").display()))
             .arg("--config-file")
             .arg(d.join("daemon.json"))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
             .args(["--storage-driver", "vfs", "--log-level", "debug"])
             .stdin(Stdio::null())
             .stdout(log)

@@ -83,7 +83,9 @@ impl OutputExt for Output {
 /// A private berthd (own socket, data root, exec root and pid file under one short temp dir,
 /// /tmp/bt-XXXX, so socket paths stay far below 108 bytes) and the `berth` binary under test
 /// pointed at it with `-H`. On drop: removes every container, stops the daemon, kills what is
-/// left of its shims, unmounts what is left under the dir and removes it.
+/// left of its shims, unmounts what is left under the dir and removes it. The daemon has no
+/// default bridge (`--bridge none`): these tests need no network, and daemons running side by
+/// side must not share one bridge device (berthd's own network tests give each its own).
 pub struct Berth {
     dir: TempDir,
     child: Child,
@@ -111,7 +113,7 @@ impl Berth {
             .arg(d.join("exec"))
             .arg("--pidfile")
             .arg(d.join("berthd.pid"))
-            .args(["--log-level", "debug"])
+            .args(["--log-level", "debug", "--bridge", "none"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -311,7 +313,13 @@ impl Dockerd {
             .arg(d.join("pid"))
             .arg("-H")
             .arg(format!("unix://{}", d.join("docker.sock").display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
             .args(["--storage-driver", "vfs"])
             .stdin(Stdio::null())
             .stdout(log)

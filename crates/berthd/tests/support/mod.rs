@@ -345,7 +345,12 @@ impl Daemon {
                 c.arg("--exec-root").arg(&self.exec_root);
                 c.arg("--pidfile").arg(&self.pidfile);
                 c.args(&self.extra_args);
-                c.args(["--iptables=false", "--ip-masq=false", "--ip6tables=false"]);
+                c.args([
+                    "--iptables=false",
+                    "--ip-masq=false",
+                    "--ip6tables=false",
+                    "--ip-forward=false",
+                ]);
                 c.arg(format!("--containerd-namespace={}", self.tag));
                 c.arg(format!(
                     "--containerd-plugins-namespace={}-plugins",
