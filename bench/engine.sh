@@ -14,7 +14,8 @@
 #            vs berth-shim processes (target: berth-shim under 2 MiB), and the anonymous
 #            part of it (RssAnon; the rest is the binary's pages, shared by all shims)
 # Both daemons are private (own socket, data root, exec root, pidfile under one temp
-# dir; dockerd with --bridge=none --iptables=false and its own containerd) and
+# dir; both without a default bridge: dockerd --bridge=none --iptables=false, berthd
+# --bridge none; dockerd with its own containerd; bench/lib.sh) and
 # everything (containers, daemons, shims, mounts, cgroups, temp dirs) is removed on exit.
 #
 # berthd is optional: when ${CARGO_TARGET_DIR:-target}/bin/berthd (scripts/build.sh)
@@ -36,121 +37,39 @@ burst=${BURST:-50}
 burst_runs=${BURST_RUNS:-3}
 shims=${SHIMS:-10}
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "error: the benchmark runs daemons and containers and needs root; run: sudo $0" >&2
-	exit 1
-fi
-for tool in hyperfine python3 docker dockerd xargs tar; do
-	command -v "$tool" >/dev/null || {
-		echo "error: $tool not found; run scripts/deps.sh" >&2
-		exit 1
-	}
-done
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_need_root
+bench_need_tools hyperfine python3 docker dockerd xargs tar
 
 # Short: the sockets live here (Unix socket paths must stay under 108 bytes).
 tmp=$(mktemp -d /tmp/bde.XXXXXX)
 tag=$(basename "$tmp")
-export DOCKER_CONFIG=$tmp/cli
-mkdir -p "$DOCKER_CONFIG"
-echo '{}' >"$DOCKER_CONFIG/config.json"
-unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_API_VERSION
-export DOCKER_CLI_HINTS=false
+bench_init
 
 daemons=(dockerd)
 if [ -x "$berthd" ]; then
 	daemons+=(berthd)
 	berth_shim=$(dirname "$(readlink -f "$berthd")")/berth-shim
-	for sib in berth-runc berth-shim; do
-		[ -x "$(dirname "$berthd")/$sib" ] || {
-			echo "error: $sib not found beside $berthd (scripts/build.sh)" >&2
-			exit 1
-		}
-	done
+	bench_check_berthd
 else
 	echo "note: berthd not found at $berthd (build it with scripts/build.sh, or set BERTHD):" \
 		"measuring dockerd only, no comparison" >&2
 fi
 declare -A pid=()
 
-sock() { echo "$tmp/$1/d.sock"; }
-# The docker CLI against daemon $1.
-dk() {
-	local d=$1
-	shift
-	DOCKER_HOST="unix://$(sock "$d")" docker "$@"
-}
-
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-	set +e
-	local d ids id p
-	for d in "${daemons[@]}"; do
-		[ -S "$(sock "$d")" ] || continue
-		ids=$(timeout 30 docker -H "unix://$(sock "$d")" ps -aq --no-trunc 2>/dev/null)
-		echo "$ids" >>"$tmp/ids"
-		[ -n "$ids" ] && echo "$ids" | timeout 120 xargs docker -H "unix://$(sock "$d")" rm -f -v >/dev/null 2>&1
-	done
-	for d in "${!pid[@]}"; do
-		kill "${pid[$d]}" 2>/dev/null
-	done
-	for d in "${!pid[@]}"; do
-		for _ in $(seq 100); do kill -0 "${pid[$d]}" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "${pid[$d]}" 2>/dev/null
-	done
-	# containerd, shims and anything else started with our temp dir in its command line.
-	for _ in 1 2 3; do
-		grep -l -s -F "$tmp/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | while read -r p; do
-			[ "$p" != $$ ] && kill -9 "$p" 2>/dev/null
-		done
-		sleep 0.2
-	done
-	# Cgroups: dockerd's parent is named after the temp dir; berthd's are named by container id.
-	{
-		find /sys/fs/cgroup -maxdepth 3 -type d -name "*$tag*" 2>/dev/null
-		while read -r id; do
-			[ -n "$id" ] && find /sys/fs/cgroup -maxdepth 5 -type d -name "*$id*" 2>/dev/null
-		done <"$tmp/ids"
-	} | sort -u | while read -r cg; do
-		find "$cg" -depth -type d 2>/dev/null | while read -r sub; do
-			while read -r p; do kill -9 "$p" 2>/dev/null; done <"$sub/cgroup.procs"
-			rmdir "$sub" 2>/dev/null
-		done
-	done
-	grep -o " $tmp/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do
-		umount -l "$m" 2>/dev/null
-	done
+	bench_cleanup_daemons
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-: >"$tmp/ids"
 
-start_daemon() {
-	local d=$1 dir=$tmp/$1 host
-	mkdir -p "$dir/data" "$dir/exec"
-	host="unix://$(sock "$d")"
-	case $d in
-	dockerd)
-		dockerd -H "$host" --data-root "$dir/data" --exec-root "$dir/exec" \
-			--pidfile "$dir/d.pid" --bridge=none --iptables=false --ip-masq=false \
-			--ip6tables=false --containerd-namespace="$tag" \
-			--containerd-plugins-namespace="$tag-plugins" --cgroup-parent="/$tag" \
-			>"$dir/daemon.log" 2>&1 &
-		;;
-	berthd)
-		"$berthd" -H "$host" --data-root "$dir/data" --exec-root "$dir/exec" \
-			--pidfile "$dir/d.pid" >"$dir/daemon.log" 2>&1 &
-		;;
-	esac
-	pid[$d]=$!
-	for _ in $(seq 300); do
-		dk "$d" version >/dev/null 2>&1 && return 0
-		kill -0 "${pid[$d]}" 2>/dev/null || break
-		sleep 0.2
-	done
-	echo "error: $d did not start; its log:" >&2
-	tail -20 "$dir/daemon.log" >&2
-	exit 1
-}
+# Both without networking: this measures the engine, bench/network.sh the networks.
+declare -A daemon_flags=(
+	[dockerd]="--bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false"
+	[berthd]="--bridge none"
+)
 
 rss_kb() { # VmRSS (or the field $2) of pid $1 in kB (0 when gone)
 	awk -v k="${2:-VmRSS}:" '$1 == k {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0
@@ -189,17 +108,13 @@ shim_pids() {
 	done
 	return 0
 }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-
-echo "building the busybox image" >&2
-bash "$repo/scripts/busybox-rootfs.sh" "$tmp/rootfs"
-tar -C "$tmp/rootfs" --numeric-owner -cf "$tmp/busybox.tar" .
-rm -rf "$tmp/rootfs"
+bench_busybox_tar
 
 declare -A idle_rss=() after_rss=() burst_s=() shim_kb=() shim_anon_kb=() nshims=()
 for d in "${daemons[@]}"; do
 	echo "starting a private $d under $tmp/$d" >&2
-	start_daemon "$d"
+	# shellcheck disable=SC2086 # the flags are words
+	start_daemon "$d" ${daemon_flags[$d]}
 	dk "$d" import "$tmp/busybox.tar" busybox:latest >/dev/null
 	if [ "$(dk "$d" run --rm busybox echo ok)" != ok ]; then
 		echo "error: $d cannot run busybox" >&2
