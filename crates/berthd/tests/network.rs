@@ -1,5 +1,6 @@
 //! End-to-end networking with the docker CLI against berthd: the default bridge with a
-//! published port reached from the host and from another container, user networks with
+//! published port reached from the host and from another container, a port published on
+//! 127.0.0.1 only, a UDP port, user networks with
 //! names and aliases through the embedded DNS, `--ip`, `--internal`, connect and
 //! disconnect, `host` and `none`, overlapping subnets refused, addresses and port
 //! reservations across a daemon killed with SIGKILL, and a host left as it was: after
@@ -259,6 +260,76 @@ fn published_ports_names_internal_networks_and_a_clean_host() {
         wait_http(SocketAddr::from((Ipv4Addr::LOCALHOST, picked))),
         d.docker_ok(&["inspect", "-f", "{{.Config.Hostname}}", "anyport"])
     );
+
+    // A port bound to one host address answers there only; a UDP port carries datagrams.
+    let local_port = free_port();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "localweb",
+        "-p",
+        &format!("127.0.0.1:{local_port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    assert_eq!(
+        d.docker_ok(&["port", "localweb"]),
+        format!("80/tcp -> 127.0.0.1:{local_port}")
+    );
+    let local_host = d.inspect("localweb", "{{.Config.Hostname}}");
+    assert_eq!(
+        wait_http(SocketAddr::from((Ipv4Addr::LOCALHOST, local_port))),
+        local_host
+    );
+    assert_eq!(
+        http_get(SocketAddr::from((gw, local_port))),
+        None,
+        "a port published on 127.0.0.1 is not on the gateway's address"
+    );
+    // busybox has no UDP server: the host's Python (with /usr and its libraries mounted
+    // read-only) echoes datagrams.
+    let udp_port = free_port();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udpsink",
+        "-p",
+        &format!("{udp_port}:5353/udp"),
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/usr/lib:/lib:ro",
+        "-v",
+        "/usr/lib64:/lib64:ro",
+        "busybox",
+        "/usr/bin/python3",
+        "-c",
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 5353))\nwhile True:\n    d, a = s.recvfrom(2048)\n    s.sendto(d, a)\n",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["port", "udpsink"]),
+        format!("5353/udp -> 0.0.0.0:{udp_port}")
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("a UDP read timeout");
+    let echoed = poll(Duration::from_secs(20), || {
+        udp.send_to(b"datagram-through-portmap", ("127.0.0.1", udp_port))
+            .ok()?;
+        let mut buf = [0u8; 64];
+        let (n, _) = udp.recv_from(&mut buf).ok()?;
+        Some(buf[..n].to_vec())
+    });
+    assert_eq!(
+        echoed.as_deref(),
+        Some(&b"datagram-through-portmap"[..]),
+        "no echo from the container's published UDP port"
+    );
+    d.docker_ok(&["rm", "-f", "localweb", "udpsink"]);
 
     // host and none.
     let host_links = sh("ip -o link show | wc -l");
