@@ -15,4 +15,4 @@ bash "$repo/scripts/deps.sh"
 cd "$repo"
 # The Debian base-image test downloads ~40 MB from the Debian mirror the machine uses.
 export BERTH_TEST_DEBIAN=${BERTH_TEST_DEBIAN:-1}
-cargo test --workspace "$@" -- --test-threads=2
+cargo test --workspace --no-fail-fast "$@" -- --test-threads=2

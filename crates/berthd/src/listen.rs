@@ -111,8 +111,14 @@ pub fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
 mod tests {
     use super::*;
 
+    /// A process spawned by one test holds copies of the other's descriptors between its
+    /// fork and exec, which would keep a dropped listening socket answering: the two tests
+    /// run one at a time.
+    static SPAWNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn pidfile_refuses_a_live_pid_and_replaces_a_dead_one() {
+        let _one = SPAWNS.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/berthd.pid");
         write_pidfile(&path).unwrap();
@@ -150,6 +156,7 @@ mod tests {
 
     #[test]
     fn sockets_stale_live_and_not_sockets() {
+        let _one = SPAWNS.lock().unwrap_or_else(|p| p.into_inner());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
