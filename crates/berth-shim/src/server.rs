@@ -216,7 +216,7 @@ struct Shim {
 /// Drops the pages of code run so far and returns free heap memory: a shim lives as long as
 /// its container, and what it runs afterwards faults back in from the page cache.
 fn shed() {
-    berth_runtime::lean::lean_text();
+    berth_runtime::lean::lean_text_for_life();
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };
 }
