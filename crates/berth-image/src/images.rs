@@ -52,6 +52,8 @@ pub enum ImageError {
     InUse { name: String, id: Digest },
     #[error("image {name} is referenced by {count} tags: remove them by name, or force")]
     MultipleTags { name: String, count: usize },
+    #[error("unable to delete {id} (cannot be forced) - image has dependent child images")]
+    HasChildren { id: Digest },
     #[error("corrupt image records {path}: {reason}")]
     CorruptRefs { path: PathBuf, reason: String },
     #[error("{op} {path}: {source}")]
@@ -175,6 +177,9 @@ struct ImageEntry {
     config: Digest,
     /// When the image was first recorded in this store, seconds since the epoch.
     created: u64,
+    /// The image this one was built on, step by step (a build's intermediate images): its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<Digest>,
 }
 
 /// What an image is, as `image ls` and `image inspect` show it.
@@ -197,6 +202,14 @@ pub struct ImageRecord {
     pub created: String,
     /// When the store first recorded the image, seconds since the epoch.
     pub added: u64,
+    /// The image a build made this one from (`docker inspect`'s `Parent`).
+    pub parent: Option<Digest>,
+    /// Whether another image names this one as its parent (an intermediate image, which
+    /// `docker images` hides unless it is tagged).
+    pub has_children: bool,
+    /// The config blob's `config` object as stored, with the keys Docker adds to OCI's
+    /// (`Healthcheck`, `OnBuild`, `Shell`); `Null` when it has none.
+    pub docker_config: serde_json::Value,
 }
 
 impl ImageRecord {
@@ -299,6 +312,7 @@ impl ImageStore {
                 .or_insert_with(|| ImageEntry {
                     config: config.clone(),
                     created: now_secs(),
+                    parent: None,
                 });
             Ok(())
         })?;
@@ -321,10 +335,69 @@ impl ImageStore {
                 .or_insert_with(|| ImageEntry {
                     config: config.clone(),
                     created: now_secs(),
+                    parent: None,
                 });
             refs.tags.insert(reference.to_string(), manifest.clone());
             Ok(())
         })
+    }
+
+    /// Store a new image made of `config` (whose `rootfs.diff_ids` must match `layers`, whose
+    /// blobs are already in the store) and record it, untagged, as a child of `parent`
+    /// (a build step's image). Returns the manifest digest and the image id. The same config
+    /// and layers give the same image.
+    pub fn write_image(
+        &self,
+        config: &serde_json::Value,
+        layers: Vec<Descriptor>,
+        parent: Option<&Digest>,
+    ) -> Result<(Digest, Digest)> {
+        let _lease = self.lease()?;
+        let config_bytes = serde_json::to_vec(config).map_err(|e| ImageError::InvalidConfig {
+            digest: Digest::of_bytes(b""),
+            reason: e.to_string(),
+        })?;
+        let config_digest = self.content.put_bytes(&config_bytes)?;
+        let invalid = |e: oci_spec::OciSpecError| ImageError::InvalidConfig {
+            digest: config_digest.clone(),
+            reason: e.to_string(),
+        };
+        let manifest = oci_spec::image::ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(
+                oci_spec::image::DescriptorBuilder::default()
+                    .media_type(MediaType::ImageConfig)
+                    .digest(config_digest.to_oci())
+                    .size(config_bytes.len() as u64)
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .layers(layers)
+            .build()
+            .map_err(invalid)?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| ImageError::InvalidConfig {
+                digest: config_digest.clone(),
+                reason: e.to_string(),
+            })?;
+        let manifest_digest = self.content.put_bytes(&manifest_bytes)?;
+        let config = self.check_complete(&manifest_digest)?;
+        self.update(|refs| {
+            let e = refs
+                .images
+                .entry(manifest_digest.clone())
+                .or_insert_with(|| ImageEntry {
+                    config: config.clone(),
+                    created: now_secs(),
+                    parent: None,
+                });
+            if e.parent.is_none() {
+                e.parent = parent.cloned().filter(|p| *p != config);
+            }
+            Ok(())
+        })?;
+        Ok((manifest_digest, config))
     }
 
     /// Remove a tag; the image stays (untagged). Returns the manifest it pointed at.
@@ -375,7 +448,7 @@ impl ImageStore {
         force: bool,
         in_use: &dyn Fn(&Digest) -> bool,
     ) -> Result<Removed> {
-        let mut deleted_manifest = None;
+        let mut deleted_manifests = Vec::new();
         let removed = self.update(|refs| {
             let manifest = find(refs, name)?;
             let id = refs
@@ -412,6 +485,9 @@ impl ImageStore {
                     count: tags.len(),
                 });
             }
+            if tags.is_empty() && refs.images.values().any(|e| e.parent.as_ref() == Some(&id)) {
+                return Err(ImageError::HasChildren { id });
+            }
             let used = in_use(&id);
             if used && !force {
                 return Err(ImageError::InUse {
@@ -423,18 +499,43 @@ impl ImageStore {
                 untag(refs, key, &mut removed);
             }
             if !used {
-                refs.images.remove(&manifest);
+                let mut parent = refs.images.remove(&manifest).and_then(|e| e.parent);
                 removed.deleted.push(id);
-                deleted_manifest = Some(manifest);
+                deleted_manifests.push(manifest);
+                // Like `docker rmi`: the untagged intermediate images of a build go with the
+                // last image made from them.
+                while let Some(pid) = parent.take() {
+                    let Some(pm) = refs
+                        .images
+                        .iter()
+                        .find(|(_, e)| e.config == pid)
+                        .map(|(m, _)| m.clone())
+                    else {
+                        break;
+                    };
+                    let tagged = refs.tags.values().any(|m| *m == pm);
+                    let children = refs
+                        .images
+                        .values()
+                        .any(|e| e.parent.as_ref() == Some(&pid));
+                    if tagged || children || in_use(&pid) {
+                        break;
+                    }
+                    parent = refs.images.remove(&pm).and_then(|e| e.parent);
+                    removed.deleted.push(pid);
+                    deleted_manifests.push(pm);
+                }
             }
             Ok(removed)
         })?;
-        if let Some(manifest) = deleted_manifest {
+        if !deleted_manifests.is_empty() {
             // Only when no writer holds a lease: it may be re-adding this very manifest.
             if let Some(_gc) = flock(&self.root.join(GC_LOCK), libc::LOCK_EX, true)? {
                 let refs = self.read_refs()?;
-                if !refs.images.contains_key(&manifest) {
-                    self.content.delete(&manifest)?;
+                for manifest in &deleted_manifests {
+                    if !refs.images.contains_key(manifest) {
+                        self.content.delete(manifest)?;
+                    }
                 }
             }
         }
@@ -572,7 +673,12 @@ impl ImageStore {
             .created()
             .clone()
             .unwrap_or_else(|| rfc3339(entry.created));
+        let has_children = refs.images.values().any(|e| e.parent.as_ref() == Some(&id));
+        let docker_config = serde_json::from_slice::<serde_json::Value>(&config_bytes)
+            .map(|mut v| v["config"].take())
+            .unwrap_or(serde_json::Value::Null);
         Ok(ImageRecord {
+            docker_config,
             id,
             manifest_digest: manifest_digest.clone(),
             manifest,
@@ -583,6 +689,8 @@ impl ImageStore {
             size,
             created,
             added: entry.created,
+            parent: entry.parent.clone(),
+            has_children,
         })
     }
 
@@ -937,6 +1045,56 @@ pub(crate) mod tests {
         let st = store.gc(&|_| false).unwrap();
         assert_eq!(st.blobs_removed, 2);
         assert!(store.content().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn build_steps_chain_as_children_and_go_with_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let base_m = put_image(&store, b"base", "sh");
+        store.tag(&r("base"), &base_m).unwrap();
+        let base = store.resolve("base").unwrap();
+        // Two metadata steps over the base's layers, each a child of the one before.
+        let step = |parent: &ImageRecord, n: u32| {
+            let mut cfg: serde_json::Value =
+                serde_json::from_slice(&store.content().read_blob(&parent.id).unwrap()).unwrap();
+            cfg["config"]["Env"] = serde_json::json!([format!("STEP={n}")]);
+            cfg["config"]["Healthcheck"] = serde_json::json!({"Test": ["NONE"]});
+            let (_, id) = store
+                .write_image(&cfg, parent.layers.clone(), Some(&parent.id))
+                .unwrap();
+            store.resolve(id.as_str()).unwrap()
+        };
+        let s1 = step(&base, 1);
+        let s2 = step(&s1, 2);
+        assert_eq!(s1.parent.as_ref(), Some(&base.id));
+        assert_eq!(s2.parent.as_ref(), Some(&s1.id));
+        assert!(store.resolve(s1.id.as_str()).unwrap().has_children && !s2.has_children);
+        assert!(store.resolve("base").unwrap().has_children);
+        // Docker's own keys survive in the stored config.
+        assert_eq!(s2.docker_config["Healthcheck"]["Test"][0], "NONE");
+        // The same config again is the same image.
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&store.content().read_blob(&s2.id).unwrap()).unwrap();
+        cfg["x"] = serde_json::Value::Null;
+        cfg.as_object_mut().unwrap().remove("x");
+        let (_, again) = store
+            .write_image(&cfg, s2.layers.clone(), Some(&s1.id))
+            .unwrap();
+        assert_eq!(again, s2.id);
+        // An intermediate image with children cannot go on its own.
+        assert!(matches!(
+            store.remove(s1.id.as_str(), true, &|_| false),
+            Err(ImageError::HasChildren { .. })
+        ));
+        // The last step goes with its untagged parents, up to the tagged base.
+        store.tag(&r("built"), &s2.manifest_digest).unwrap();
+        let rm = store.remove("built", false, &|_| false).unwrap();
+        assert_eq!(rm.untagged, vec![r("built")]);
+        assert_eq!(rm.deleted, vec![s2.id.clone(), s1.id.clone()]);
+        let left: Vec<Digest> = store.list().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(left, vec![base.id.clone()]);
+        assert!(!store.resolve("base").unwrap().has_children);
     }
 
     #[test]
