@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key     TEXT PRIMARY KEY,
+    image   TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS networks (
     id   TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -61,6 +66,47 @@ impl Db {
 
     fn encode<T: Serialize>(&self, v: &T) -> Result<String> {
         serde_json::to_string(v).map_err(|e| Error::Internal(format!("encode record: {e}")))
+    }
+
+    /// The image a build step with this cache key produced.
+    pub fn build_cache_get(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT image FROM build_cache WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn build_cache_put(&self, key: &str, image: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO build_cache (key, image, created) VALUES (?1, ?2, strftime('%s','now'))",
+                params![key, image],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forget every cached step; returns the keys dropped.
+    pub fn build_cache_clear(&self) -> Result<Vec<String>> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let keys = {
+            let mut st = tx
+                .prepare("SELECT key FROM build_cache")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?
+        };
+        tx.execute("DELETE FROM build_cache", [])
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(keys)
     }
 
     /// Inserts or replaces a container row. A name held by another container is a conflict.

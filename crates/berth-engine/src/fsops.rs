@@ -69,7 +69,7 @@ fn go_mode(meta: &fs::Metadata) -> u32 {
 }
 
 impl Inner {
-    fn rootfs_of(&self, name: &str) -> Result<(Container, PathBuf)> {
+    pub(crate) fn rootfs_of(&self, name: &str) -> Result<(Container, PathBuf)> {
         let c = self.find(name)?.get();
         let root = PathBuf::from(&c.rootfs);
         if !bundle::is_mountpoint(&root) {
@@ -82,7 +82,7 @@ impl Inner {
     }
 
     /// The host path of `path` inside the container, resolved in its root.
-    fn resolve(&self, root: &Path, path: &str) -> Result<PathBuf> {
+    pub(crate) fn resolve(&self, root: &Path, path: &str) -> Result<PathBuf> {
         let f = bundle::open_in_root(root, path, libc::O_PATH).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 Error::NoSuchContainerPath(path.to_string())
@@ -299,6 +299,32 @@ impl Inner {
         result
     }
 
+    /// A container's writable layer as an uncompressed layer blob in the content store
+    /// (overlay whiteouts as `.wh.` entries): its digest (also its diff id) and size. The
+    /// caller holds an image-store lease until an image references it.
+    pub(crate) fn write_layer(&self, upper: &Path) -> Result<(berth_image::Digest, u64)> {
+        let content = self.images.content();
+        let tmp = content.temp_file().map_err(|e| Error::Image {
+            what: "commit".into(),
+            source: e.into(),
+        })?;
+        {
+            let f = tmp.reopen().map_err(io_err(tmp.path()))?;
+            let mut b = tar::Builder::new(io::BufWriter::new(f));
+            b.follow_symlinks(false);
+            append_layer(&mut b, upper, upper).map_err(io_err(upper))?;
+            b.into_inner()
+                .and_then(|mut w| w.flush())
+                .map_err(io_err(tmp.path()))?;
+        }
+        content
+            .move_file_in(tmp.path(), None)
+            .map_err(|e| Error::Image {
+                what: "commit layer".into(),
+                source: e.into(),
+            })
+    }
+
     fn commit_layer(&self, c: &Container, upper: &Path, opts: &CommitOptions) -> Result<String> {
         let reference = opts
             .reference
@@ -313,27 +339,7 @@ impl Inner {
             what: "commit".into(),
             source: e.into(),
         })?;
-        // The layer: the upper dir as a tar with overlay whiteouts as `.wh.` entries.
-        let tmp = content.temp_file().map_err(|e| Error::Image {
-            what: "commit".into(),
-            source: e.into(),
-        })?;
-        {
-            let f = tmp.reopen().map_err(io_err(tmp.path()))?;
-            let mut b = tar::Builder::new(io::BufWriter::new(f));
-            b.follow_symlinks(false);
-            append_layer(&mut b, upper, upper).map_err(io_err(upper))?;
-            b.into_inner()
-                .and_then(|mut w| w.flush())
-                .map_err(io_err(tmp.path()))?;
-        }
-        let (layer_digest, layer_size) =
-            content
-                .move_file_in(tmp.path(), None)
-                .map_err(|e| Error::Image {
-                    what: "commit layer".into(),
-                    source: e.into(),
-                })?;
+        let (layer_digest, layer_size) = self.write_layer(upper)?;
         let mut config: ImageConfiguration = image.config.clone();
         let mut ic = config.config().clone().unwrap_or_default();
         ic.set_env(Some(c.config.env.clone()));

@@ -334,7 +334,10 @@ impl Inner {
             &id,
         )?;
         let rootfs = b.rootfs().to_path_buf();
-        let effective = spec::effective_config(&record.config, &spec, &hostname);
+        let mut effective = spec::effective_config(&record.config, &spec, &hostname);
+        // HEALTHCHECK is Docker's, not OCI's: read it from the config blob itself.
+        let image_health = spec::image_healthcheck(&record.docker_config["Healthcheck"]);
+        effective.healthcheck = spec::merge_healthcheck(effective.healthcheck, image_health);
 
         // Mounts: volumes (named, anonymous, the image's), binds, tmpfs.
         let (resolved, points) = self.resolve_mounts(&spec, &effective, &rootfs, &mut undo)?;

@@ -3,6 +3,7 @@
 //! restart policies, with metadata in SQLite. Knows nothing of HTTP or of the Docker wire
 //! format: berth-server maps requests to [`Engine`] calls and the [`model`] types to JSON.
 
+pub mod build;
 pub mod bundle;
 mod db;
 mod engine;

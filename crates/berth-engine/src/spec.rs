@@ -428,6 +428,50 @@ pub fn effective_config(
     }
 }
 
+/// An image config's `Healthcheck` (Docker's JSON: durations in nanoseconds).
+pub fn image_healthcheck(v: &serde_json::Value) -> Option<crate::Healthcheck> {
+    let test: Vec<String> = v["Test"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect();
+    let n = |k: &str| v[k].as_i64().unwrap_or(0);
+    Some(crate::Healthcheck {
+        test,
+        interval: n("Interval"),
+        timeout: n("Timeout"),
+        start_period: n("StartPeriod"),
+        retries: n("Retries"),
+    })
+}
+
+/// Docker's rule: the container's health check options override the image's one by one,
+/// and an empty test takes the image's.
+pub fn merge_healthcheck(
+    ctr: Option<crate::Healthcheck>,
+    image: Option<crate::Healthcheck>,
+) -> Option<crate::Healthcheck> {
+    match (ctr, image) {
+        (None, i) => i,
+        (Some(c), None) => Some(c),
+        (Some(c), Some(i)) => Some(crate::Healthcheck {
+            test: if c.test.is_empty() { i.test } else { c.test },
+            interval: if c.interval == 0 {
+                i.interval
+            } else {
+                c.interval
+            },
+            timeout: if c.timeout == 0 { i.timeout } else { c.timeout },
+            start_period: if c.start_period == 0 {
+                i.start_period
+            } else {
+                c.start_period
+            },
+            retries: if c.retries == 0 { i.retries } else { c.retries },
+        }),
+    }
+}
+
 /// A mount ready for config.json: a host path bound at a container path, or a tmpfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedMount {

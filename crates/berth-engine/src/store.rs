@@ -20,7 +20,9 @@ fn image_err(what: impl Into<String>) -> impl FnOnce(berth_image::ImageError) ->
     let what = what.into();
     move |e| match e {
         berth_image::ImageError::NotFound(n) => Error::NoSuchImage(n),
-        berth_image::ImageError::InUse { .. } | berth_image::ImageError::MultipleTags { .. } => {
+        berth_image::ImageError::InUse { .. }
+        | berth_image::ImageError::MultipleTags { .. }
+        | berth_image::ImageError::HasChildren { .. } => {
             Error::Conflict(format!("conflict: unable to remove {what}: {e}"))
         }
         other => Error::Image {
@@ -154,13 +156,20 @@ impl Inner {
         let used = self.images_in_use();
         let mut out = Pruned::default();
         for r in self.images()? {
-            if used.contains(&r.id.to_string()) || (!all && !r.repo_tags.is_empty()) {
+            // An intermediate image goes with the last image built on it.
+            if used.contains(&r.id.to_string())
+                || (!all && !r.repo_tags.is_empty())
+                || r.has_children
+            {
                 continue;
             }
-            let removed = self
-                .images
-                .remove(&r.id.to_string(), true, &|_| false)
-                .map_err(image_err("prune images"))?;
+            let removed = match self.images.remove(&r.id.to_string(), true, &|d: &Digest| {
+                used.contains(&d.to_string())
+            }) {
+                Ok(removed) => removed,
+                Err(berth_image::ImageError::NotFound(_)) => continue,
+                Err(e) => return Err(image_err("prune images")(e)),
+            };
             for t in removed.untagged {
                 out.deleted.push(format!("untagged: {}", t.familiar()));
             }

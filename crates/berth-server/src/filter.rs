@@ -211,7 +211,8 @@ pub fn images(list: Vec<ImageRecord>, f: &Filters) -> Result<Vec<ImageRecord>, A
     let since = bound("since")?;
     let mut out = Vec::new();
     for r in list.iter() {
-        let keep = dangling.is_none_or(|d| d == r.repo_tags.is_empty())
+        // Dangling: untagged and no image built on it.
+        let keep = dangling.is_none_or(|d| d == (r.repo_tags.is_empty() && !r.has_children))
             && (f.get("reference").is_empty()
                 || f.get("reference").iter().any(|p| matches_reference(r, p)))
             && f.matches_label(&image_labels(r))

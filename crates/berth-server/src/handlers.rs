@@ -390,10 +390,57 @@ async fn dispatch(
                 },
             )
         }
-        Action::BuildPrune => json(
-            StatusCode::OK,
-            &serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
-        ),
+        Action::BuildPrune => {
+            let n = blocking(engine, |e| e.build_prune()).await?;
+            let deleted: Vec<String> = (0..n).map(|i| format!("step-{i}")).collect();
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": 0 }),
+            )
+        }
+        Action::Build { opts, quiet } => {
+            let mut reader = body::reader(req.into_body());
+            let (tx, body) = body::channel(64);
+            let engine = Arc::clone(engine);
+            tokio::task::spawn_blocking(move || {
+                let mut w = ChannelWriter::new(tx);
+                let mut send = |m: &JsonMessage| {
+                    use std::io::Write as _;
+                    let _ = w.write_all(&json_line(m));
+                };
+                let r = engine.build(&mut reader, &opts, &mut |m| match m {
+                    berth_engine::build::Message::Stream(text) => {
+                        if !quiet {
+                            send(&message_stream(text));
+                        }
+                    }
+                    berth_engine::build::Message::Built(id) => {
+                        send(&JsonMessage {
+                            aux: Some(serde_json::json!({ "ID": id.to_string() })),
+                            ..JsonMessage::default()
+                        });
+                        // Quiet: the id is all the classic builder prints (the CLI shows it).
+                        if quiet {
+                            send(&message_stream(format!("{id}\n")));
+                        }
+                    }
+                });
+                if let Err(e) = r {
+                    // Drain what the client still sends, so it reads the error.
+                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                    let text = e.to_string();
+                    send(&JsonMessage {
+                        error: Some(text.clone()),
+                        error_detail: Some(berth_api::types::ErrorDetail {
+                            code: Some(e.code()),
+                            message: text,
+                        }),
+                        ..JsonMessage::default()
+                    });
+                }
+            });
+            with_type(StatusCode::OK, "application/json", body)
+        }
 
         // ---- containers --------------------------------------------------------------------
         Action::ContainerCreate { name } => {
@@ -658,8 +705,12 @@ async fn dispatch(
         }
 
         // ---- images ------------------------------------------------------------------------
-        Action::ImageList { filters } => {
-            let list = blocking(engine, |e| e.images()).await?;
+        Action::ImageList { filters, all } => {
+            let mut list = blocking(engine, |e| e.images()).await?;
+            // A build's intermediate images show with `-a` only, as with dockerd.
+            if !all {
+                list.retain(|r| !r.has_children || !r.repo_tags.is_empty());
+            }
             let list = filter::images(list, &filters)?;
             let out: Vec<_> = list.iter().map(|r| image::summary(r, -1)).collect();
             json(StatusCode::OK, &out)

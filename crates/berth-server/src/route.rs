@@ -77,6 +77,12 @@ pub enum Action {
     },
     /// `system prune` also prunes the build cache; Berth has none yet, so nothing is deleted.
     BuildPrune,
+    /// `POST /build`: the context tar is the body.
+    Build {
+        opts: berth_engine::build::BuildOptions,
+        /// `-q`: only the image id is shown, so no step output is sent.
+        quiet: bool,
+    },
 
     ContainerCreate {
         name: Option<String>,
@@ -184,6 +190,8 @@ pub enum Action {
 
     ImageList {
         filters: Filters,
+        /// `-a`: intermediate images too.
+        all: bool,
     },
     ImageInspect {
         name: String,
@@ -368,6 +376,7 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
         }
         "/networks/create" if post => return Ok(Action::NetworkCreate),
         "/build/prune" if post => return Ok(Action::BuildPrune),
+        "/build" if post => return build_query(q),
         "/containers/create" if post => {
             return Ok(Action::ContainerCreate {
                 name: q.non_empty("name").map(str::to_string),
@@ -408,7 +417,8 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
             if let Some(name) = q.non_empty("filter") {
                 filters.add("reference", name);
             }
-            return Ok(Action::ImageList { filters });
+            let all = q.bool_or("all", false);
+            return Ok(Action::ImageList { filters, all });
         }
         "/images/get" if get => {
             let names = q.get_all("names");
@@ -658,6 +668,55 @@ fn split_changes(q: &Query) -> Vec<String> {
         .collect()
 }
 
+/// The query of `POST /build` (the classic builder's parameters).
+fn build_query(q: &Query) -> Result<Action, ApiError> {
+    if let Some(v) = q.non_empty("version") {
+        if v != "1" {
+            return Err(ApiError::bad_request(format!(
+                "builder version {v} (BuildKit) is not supported: berthd runs the classic builder; set DOCKER_BUILDKIT=0"
+            )));
+        }
+    }
+    if let Some(r) = q.non_empty("remote") {
+        return Err(ApiError::bad_request(format!(
+            "remote build contexts ({r}) are not supported: there is no network; send the context as a tar"
+        )));
+    }
+    let json_map =
+        |key: &str| -> Result<std::collections::BTreeMap<String, Option<String>>, ApiError> {
+            match q.non_empty(key) {
+                None => Ok(Default::default()),
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
+            }
+        };
+    let build_args = json_map("buildargs")?;
+    let labels = json_map("labels")?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
+    let network = q
+        .non_empty("networkmode")
+        .filter(|n| *n != "default")
+        .map(str::to_string);
+    Ok(Action::Build {
+        opts: berth_engine::build::BuildOptions {
+            dockerfile: q.non_empty("dockerfile").unwrap_or("").to_string(),
+            tags: q
+                .get_all("t")
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect(),
+            build_args,
+            labels,
+            target: q.non_empty("target").map(str::to_string),
+            no_cache: q.bool("nocache"),
+            network,
+        },
+        quiet: q.bool("q"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +727,31 @@ mod tests {
             None => (target, None),
         };
         route(&method, path, query).map(|r| r.action)
+    }
+
+    #[test]
+    fn build_parameters() {
+        let a = act(
+            Method::POST,
+            "/v1.41/build?t=a%3A1&t=b&dockerfile=sub%2FDf&buildargs=%7B%22V%22%3A%222%22%2C%22U%22%3Anull%7D&labels=%7B%22l%22%3A%22x%22%7D&target=st&nocache=1&q=1&networkmode=none&version=1",
+        )
+        .unwrap();
+        let Action::Build { opts, quiet } = a else {
+            panic!("not a build: {a:?}")
+        };
+        assert!(quiet);
+        assert_eq!(opts.tags, ["a:1", "b"]);
+        assert_eq!(opts.dockerfile, "sub/Df");
+        assert_eq!(opts.build_args["V"].as_deref(), Some("2"));
+        assert_eq!(opts.build_args["U"], None);
+        assert_eq!(opts.labels["l"], "x");
+        assert_eq!(opts.target.as_deref(), Some("st"));
+        assert!(opts.no_cache);
+        assert_eq!(opts.network.as_deref(), Some("none"));
+        let e = act(Method::POST, "/build?version=2").unwrap_err();
+        assert!(e.body().contains("DOCKER_BUILDKIT=0"), "{}", e.body());
+        let e = act(Method::POST, "/build?buildargs=%7Bbad").unwrap_err();
+        assert!(e.body().contains("invalid buildargs"), "{}", e.body());
     }
 
     #[test]

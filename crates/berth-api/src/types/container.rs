@@ -65,11 +65,15 @@ wire! {
     pub struct HealthConfig {
         /// `[]` inherit, `["NONE"]` disabled, `["CMD", args...]`, `["CMD-SHELL", command]`.
         pub test: Option<Vec<String>>,
+        #[serde(skip_serializing_if = "is_zero")]
         pub interval: i64,
+        #[serde(skip_serializing_if = "is_zero")]
         pub timeout: i64,
+        #[serde(skip_serializing_if = "is_zero")]
         pub start_period: i64,
         #[serde(skip_serializing_if = "is_zero")]
         pub start_interval: i64,
+        #[serde(skip_serializing_if = "is_zero")]
         pub retries: i64,
     }
 }

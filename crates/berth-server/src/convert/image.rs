@@ -30,7 +30,7 @@ pub fn labels(r: &ImageRecord) -> BTreeMap<String, String> {
 pub fn summary(r: &ImageRecord, containers: i64) -> ImageSummary {
     ImageSummary {
         id: r.id.to_string(),
-        parent_id: String::new(),
+        parent_id: r.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         repo_tags: repo_tags(r),
         repo_digests: Vec::new(),
         created: rfc3339_to_unix(&r.created),
@@ -63,6 +63,12 @@ pub fn container_config(r: &ImageRecord) -> ContainerConfig {
         entrypoint: c.entrypoint().clone().map(StrSlice),
         labels: Some(labels(r)),
         stop_signal: c.stop_signal().clone(),
+        // Docker's own keys, which OCI's config type does not carry.
+        healthcheck: serde_json::from_value(r.docker_config["Healthcheck"].clone()).ok(),
+        on_build: serde_json::from_value(r.docker_config["OnBuild"].clone()).ok(),
+        shell: serde_json::from_value::<Vec<String>>(r.docker_config["Shell"].clone())
+            .ok()
+            .map(StrSlice),
         ..ContainerConfig::default()
     }
 }
@@ -74,7 +80,7 @@ pub fn inspect(r: &ImageRecord) -> ImageInspect {
         id: r.id.to_string(),
         repo_tags: repo_tags(r),
         repo_digests: Vec::new(),
-        parent: String::new(),
+        parent: r.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
         comment: String::new(),
         created: r.created.clone(),
         container: String::new(),
