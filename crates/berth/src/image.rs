@@ -686,3 +686,172 @@ pub fn bootstrap(c: &Client, a: &BootstrapArgs) -> Result<()> {
     outln!("{id}");
     Ok(())
 }
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the 'name:tag' format
+    #[arg(short, long = "tag")]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (default: 'PATH/Dockerfile')
+    #[arg(short, long)]
+    file: Option<PathBuf>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    /// Set metadata for an image (KEY=VALUE)
+    #[arg(long)]
+    label: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long)]
+    network: Option<String>,
+    /// Accepted for docker's sake: Berth builds for the host's platform only
+    #[arg(long)]
+    platform: Option<String>,
+    /// Build context: a directory
+    path: PathBuf,
+}
+
+/// `berth build`: sends the context directory as a tar (the Dockerfile added under a private
+/// name when it lies outside the context) and prints the steps as the daemon streams them.
+pub fn build(c: &Client, a: &BuildArgs) -> Result<u8> {
+    if !a.path.is_dir() {
+        return Err(Failure::new(format!(
+            "unable to prepare context: path {:?} not found",
+            a.path.display().to_string()
+        )));
+    }
+    if let Some(p) = &a.platform {
+        eprintln!("berth: --platform {p} is ignored: images are built for the host's platform");
+    }
+    let mut dockerfile = String::from("Dockerfile");
+    let mut extra: Option<Vec<u8>> = None;
+    if let Some(f) = &a.file {
+        let full = if f.is_absolute() {
+            f.clone()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(f))
+                .unwrap_or(f.clone())
+        };
+        let ctx = fs::canonicalize(&a.path).unwrap_or(a.path.clone());
+        match fs::canonicalize(&full)
+            .ok()
+            .and_then(|p| p.strip_prefix(&ctx).ok().map(Path::to_path_buf))
+        {
+            Some(rel) => dockerfile = rel.display().to_string(),
+            None => {
+                let text = fs::read(&full).map_err(|e| {
+                    Failure::new(format!("unable to read Dockerfile {}: {e}", full.display()))
+                })?;
+                dockerfile = ".berth-dockerfile".into();
+                extra = Some(text);
+            }
+        }
+    }
+    let mut build_args = serde_json::Map::new();
+    for kv in &a.build_arg {
+        match kv.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), Value::String(v.to_string())),
+            None => build_args.insert(
+                kv.clone(),
+                std::env::var(kv).map(Value::String).unwrap_or(Value::Null),
+            ),
+        };
+    }
+    let mut labels = serde_json::Map::new();
+    for kv in &a.label {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        labels.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    let build_args = Value::Object(build_args).to_string();
+    let labels = Value::Object(labels).to_string();
+    let mut q: Vec<(&str, &str)> = vec![
+        ("dockerfile", dockerfile.as_str()),
+        ("buildargs", build_args.as_str()),
+        ("labels", labels.as_str()),
+        ("rm", "1"),
+        ("version", "1"),
+    ];
+    for t in &a.tag {
+        q.push(("t", t.as_str()));
+    }
+    if let Some(t) = &a.target {
+        q.push(("target", t.as_str()));
+    }
+    if a.no_cache {
+        q.push(("nocache", "1"));
+    }
+    if a.quiet {
+        q.push(("q", "1"));
+    }
+    if let Some(n) = &a.network {
+        q.push(("networkmode", n.as_str()));
+    }
+    let body = tar_context(&a.path, extra)?;
+    let resp = c.request(
+        Request::new("POST", &with_query("/build", &q)).reader("application/x-tar", body),
+    )?;
+    let mut id = None;
+    for m in resp.json_lines::<JsonMessage>() {
+        let m = m?;
+        if let Some(e) = m.error_message() {
+            let code = m
+                .error_detail
+                .as_ref()
+                .and_then(|d| d.code)
+                .filter(|c| (1..=255).contains(c))
+                .unwrap_or(1);
+            return Err(Failure::new(e).code(code as u8));
+        }
+        if let Some(s) = m.stream.as_deref().filter(|_| !a.quiet) {
+            out!("{s}");
+        }
+        if let Some(i) = m
+            .aux
+            .as_ref()
+            .and_then(|a| a.get("ID"))
+            .and_then(Value::as_str)
+        {
+            id = Some(i.to_string());
+        }
+    }
+    if a.quiet {
+        match id {
+            Some(i) => outln!("{i}"),
+            None => return Err(Failure::new("the daemon did not report the image it built")),
+        }
+    }
+    Ok(0)
+}
+
+/// The context directory as a tar, streamed from a thread; `dockerfile` (a Dockerfile from
+/// outside the context) is added as `.berth-dockerfile`.
+fn tar_context(dir: &Path, dockerfile: Option<Vec<u8>>) -> Result<Box<dyn Read + Send>> {
+    let (reader, writer) = pipe()?;
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let mut b = tar::Builder::new(writer);
+        b.follow_symlinks(false);
+        let mut r = b.append_dir_all(".", &dir);
+        if let (Ok(()), Some(text)) = (&r, dockerfile) {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            r = b.append_data(&mut h, ".berth-dockerfile", &text[..]);
+        }
+        if let Err(e) = r.and_then(|_| b.finish()) {
+            eprintln!("berth: archive {}: {e}", dir.display());
+        }
+    });
+    Ok(Box::new(reader))
+}

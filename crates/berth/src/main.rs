@@ -13,6 +13,16 @@ macro_rules! outln {
     }};
 }
 
+/// `print!` that ignores a closed stdout, and flushes (build output streams).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout();
+        let _ = write!(o, $($t)*);
+        let _ = o.flush();
+    }};
+}
+
 mod container;
 mod daemon;
 mod format;
@@ -112,6 +122,8 @@ enum Command {
     Rmi(image::RmArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(image::TagArgs),
+    /// Build an image from a Dockerfile
+    Build(image::BuildArgs),
     /// Load an image from a tar archive or STDIN
     Load(image::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -263,6 +275,7 @@ fn dispatch(host: &daemon::HostChoice, command: Command) -> Result<u8> {
         Command::Images(a) => ok(image::ls(c, &a)),
         Command::Rmi(a) => ok(image::rm(c, &a)),
         Command::Tag(a) => ok(image::tag(c, &a)),
+        Command::Build(a) => image::build(c, &a),
         Command::Load(a) => ok(image::load(c, &a)),
         Command::Save(a) => ok(image::save(c, &a)),
         Command::Import(a) => ok(image::import(c, &a)),

@@ -104,6 +104,43 @@ fn bootstrap_busybox_and_run() {
     assert_eq!(out.stdout_str(), "Untagged: bb:two\n");
     let out = berth.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(out.stdout_str(), "busybox:latest\n");
+
+    // `berth build`: a context directory, a Dockerfile from outside it, -q, a failing step.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("msg.txt"), "built by berth\n").unwrap();
+    let df = tmp.path().join("Dockerfile.berth");
+    std::fs::write(
+        &df,
+        "FROM busybox\nCOPY msg.txt /msg.txt\nRUN echo in-run\nCMD [\"cat\", \"/msg.txt\"]\n",
+    )
+    .unwrap();
+    let (ctx_s, df_s) = (ctx.to_str().unwrap(), df.to_str().unwrap());
+    let out = berth.ok(&["build", "-t", "made:1", "-f", df_s, ctx_s]);
+    let text = out.stdout_str();
+    assert!(
+        text.contains("Step 3/4 : RUN echo in-run") && text.contains("\nin-run\n"),
+        "{text}"
+    );
+    assert!(text.contains("Successfully tagged made:1"), "{text}");
+    assert_eq!(
+        berth.ok(&["run", "--rm", "made:1"]).stdout_str(),
+        "built by berth\n"
+    );
+    let out = berth.ok(&["build", "-q", "-f", df_s, ctx_s]);
+    let id = out.stdout_str();
+    assert!(id.starts_with("sha256:") && id.lines().count() == 1, "{id}");
+    std::fs::write(&df, "FROM busybox\nRUN exit 5\n").unwrap();
+    let out = berth.output(&["build", "-f", df_s, ctx_s]);
+    assert_eq!(out.status.code(), Some(5), "{}", out.explain());
+    assert!(
+        out.stderr_str().contains("Dockerfile:2") && out.stderr_str().contains("non-zero code: 5"),
+        "{}",
+        out.explain()
+    );
+    let left = berth.ok(&["ps", "-aq"]).stdout_str();
+    assert!(left.is_empty(), "containers left: {left}");
 }
 
 #[test]

@@ -124,6 +124,27 @@ except docker.errors.NotFound as e:
 v = c.volumes.create("sdk-vol")
 assert v.name == "sdk-vol"
 v.remove()
+
+# images.build: a context directory, build args, the log stream, a failing build.
+import io, os, tempfile
+ctx = tempfile.mkdtemp()
+with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+    f.write("FROM busybox\nARG WHO=nobody\nCOPY msg.txt /msg.txt\nRUN echo built-for-$WHO\nCMD [\"cat\", \"/msg.txt\"]\n")
+with open(os.path.join(ctx, "msg.txt"), "w") as f:
+    f.write("from the sdk\n")
+img, logs = c.images.build(path=ctx, tag="sdk-built:1", buildargs={"WHO": "sdk"}, rm=True)
+text = "".join(l.get("stream", "") for l in logs)
+assert "built-for-sdk" in text, text
+assert "sdk-built:1" in img.tags, img.tags
+out = c.containers.run("sdk-built:1", remove=True)
+assert out == b"from the sdk\n", out
+bad = io.BytesIO(b"FROM busybox\nRUN exit 4\n")
+try:
+    c.images.build(fileobj=bad, tag="sdk-bad:1")
+    raise SystemExit("a failing build did not raise")
+except docker.errors.BuildError as e:
+    assert "returned a non-zero code: 4" in str(e), e
+print("build ok")
 print("sdk ok")
 "#;
 
@@ -150,5 +171,6 @@ fn python_sdk_drives_a_container() {
         d.log_tail(40)
     );
     assert!(o.stdout.contains("logs line1 line2 line3"), "{o}");
+    assert!(o.stdout.contains("build ok"), "{o}");
     assert!(o.stdout.trim_end().ends_with("sdk ok"), "{o}");
 }

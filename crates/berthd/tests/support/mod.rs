@@ -263,9 +263,33 @@ impl Daemon {
         Daemon::start_bare_with(test, &none)
     }
 
+    /// Starts a daemon of a given kind (whatever `BERTH_E2E_PEER` says) with no default
+    /// bridge and the busybox image imported: for tests that compare berthd with dockerd
+    /// in one run. None (after printing why) when that daemon cannot run here.
+    pub fn start_peer(test: &str, peer: Peer) -> Option<Daemon> {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipping {test}: {why}");
+            return None;
+        }
+        if peer == Peer::Dockerd && which("dockerd").is_none() {
+            eprintln!("skipping {test}: dockerd is not on PATH (scripts/deps.sh)");
+            return None;
+        }
+        let none = match peer {
+            Peer::Berthd => vec!["--bridge".to_string(), "none".to_string()],
+            Peer::Dockerd => vec!["--bridge=none".to_string()],
+        };
+        let d = Daemon::start_bare_peer(test, &none, peer);
+        d.import_busybox();
+        Some(d)
+    }
+
     /// Starts a daemon with these flags (which choose its bridge) and no image.
     pub fn start_bare_with(test: &str, extra_args: &[String]) -> Daemon {
-        let peer = Peer::from_env();
+        Daemon::start_bare_peer(test, extra_args, Peer::from_env())
+    }
+
+    fn start_bare_peer(test: &str, extra_args: &[String], peer: Peer) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bd-")
             .tempdir_in("/tmp")
