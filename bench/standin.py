@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A Docker Engine API stand-in for bench/engine.sh: it answers the requests of
-`docker run --rm IMAGE CMD` (ping, create, attach, wait, start) at once and runs nothing, so
-timing the docker CLI against it gives the CLI's own share of a `docker run`.
+"""A Docker Engine API stand-in for bench/engine.sh and bench/build.sh: it answers the
+requests of `docker run --rm IMAGE CMD` (ping, create, attach, wait, start) and of
+`docker build -q` (the context is read and dropped) at once and runs nothing, so timing the
+docker CLI against it gives the CLI's own share of a `docker run` or a `docker build`.
 
 usage: standin.py SOCKET   (serves until killed)
 """
@@ -33,10 +34,23 @@ def serve(conn):
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
         fields = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-        length = int(fields.get("content-length", "0"))
-        while len(buf) < length:
-            buf += conn.recv(65536)
-        buf = buf[length:]
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            # A streamed body (a build context): read chunks up to the last one.
+            while True:
+                while b"\r\n" not in buf:
+                    buf += conn.recv(65536)
+                size_line, buf = buf.split(b"\r\n", 1)
+                size = int(size_line.split(b";")[0], 16)
+                while len(buf) < size + 2:
+                    buf += conn.recv(65536)
+                buf = buf[size + 2:]
+                if size == 0:
+                    break
+        else:
+            length = int(fields.get("content-length", "0"))
+            while len(buf) < length:
+                buf += conn.recv(65536)
+            buf = buf[length:]
         path = target.split("?")[0]
         if path.endswith("/_ping"):
             conn.sendall(response("200 OK", b"" if method == "HEAD" else b"OK", "text/plain"))
@@ -52,6 +66,14 @@ def serve(conn):
             return
         elif path.endswith("/wait"):
             body = json.dumps({"StatusCode": 0, "Error": None}).encode() + b"\n"
+            conn.sendall(
+                f"HTTP/1.1 200 OK\r\n{HEADERS}Content-Type: application/json\r\n"
+                f"Transfer-Encoding: chunked\r\n\r\n".encode()
+                + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+            )
+        elif path.endswith("/build"):
+            iid = "sha256:" + "1" * 64
+            body = (json.dumps({"aux": {"ID": iid}}) + "\n" + json.dumps({"stream": iid + "\n"}) + "\n").encode()
             conn.sendall(
                 f"HTTP/1.1 200 OK\r\n{HEADERS}Content-Type: application/json\r\n"
                 f"Transfer-Encoding: chunked\r\n\r\n".encode()

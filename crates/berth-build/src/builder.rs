@@ -99,6 +99,10 @@ pub trait Backend {
     fn cache_get(&self, key: &str) -> Option<Digest>;
     /// Remember the image a step produced.
     fn cache_put(&self, key: &str, image: &Digest);
+    /// A remembered value (the content hash of a COPY's sources in a context of a given
+    /// digest), so an unchanged context need not be unpacked and read again.
+    fn memo_get(&self, key: &str) -> Option<String>;
+    fn memo_put(&self, key: &str, value: &str);
 }
 
 /// Where a stage is: the image of its last step and how the next steps see it.
@@ -1106,83 +1110,133 @@ impl Builder<'_> {
         };
         let chown = a.chown.map(|c| self.expand(ins, c, vars)).transpose()?;
 
-        // Where the files come from.
+        // Where the files come from: another stage or image (which never changes, so its id
+        // and the paths are the cache key), or the context (whose content is hashed, once
+        // per context digest and source list).
         let heredoc_names: BTreeSet<&str> = a.heredocs.iter().map(|h| h.name.as_str()).collect();
-        let mut from_ctr: Option<String> = None;
-        let (root, ignore, from_id): (PathBuf, _, String) = match a.from {
+        let from_id: Option<Digest> = match a.from {
             Some(f) => {
                 let f = self.expand(ins, f, vars)?;
-                let id = if let Some(s) = stages.iter().find(|s| {
-                    s.name
-                        .as_deref()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(&f))
-                }) {
-                    s.id.clone()
-                } else if let Some(s) = f.parse::<usize>().ok().and_then(|i| stages.get(i)) {
-                    s.id.clone()
-                } else {
-                    self.backend
-                        .images()
-                        .resolve(&f)
-                        .map_err(|_| {
-                            step_err(
-                                ins,
-                                format!("invalid from flag value {f}: no such stage or image"),
-                            )
-                        })?
-                        .id
-                };
+                Some(
+                    if let Some(s) = stages.iter().find(|s| {
+                        s.name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(&f))
+                    }) {
+                        s.id.clone()
+                    } else if let Some(s) = f.parse::<usize>().ok().and_then(|i| stages.get(i)) {
+                        s.id.clone()
+                    } else {
+                        self.backend
+                            .images()
+                            .resolve(&f)
+                            .map_err(|_| {
+                                step_err(
+                                    ins,
+                                    format!("invalid from flag value {f}: no such stage or image"),
+                                )
+                            })?
+                            .id
+                    },
+                )
+            }
+            None => None,
+        };
+        let mut srcs: Vec<String> = Vec::new();
+        let mut docs: Vec<&Heredoc> = Vec::new();
+        for s in a.srcs {
+            if heredoc_names.contains(s.as_str()) {
+                if let Some(h) = a.heredocs.iter().find(|h| &h.name == s) {
+                    docs.push(h);
+                }
+                continue;
+            }
+            let s = self.expand(ins, s, vars)?;
+            if a.add && (s.contains("://") || s.starts_with("git@")) {
+                return Err(step_err(
+                    ins,
+                    format!("ADD from a URL ({s}) is not supported: this builder has no network access; download it into the build context and ADD it from there"),
+                ));
+            }
+            srcs.push(s);
+        }
+        let ignore = if from_id.is_some() {
+            None
+        } else {
+            self.ctx.ignore()
+        };
+        let find_all = |root: &Path| -> Result<Vec<(String, Vec<Source>)>, BuildError> {
+            srcs.iter()
+                .map(|s| {
+                    copy::find_sources(root, s, ignore)
+                        .map(|f| (s.clone(), f))
+                        .map_err(cerr)
+                })
+                .collect()
+        };
+        let content = match &from_id {
+            Some(id) => hash(&["from", id.as_str(), &srcs.join("\0")]),
+            None if srcs.is_empty() => String::new(),
+            None => {
+                let memo = hash(&["sources", what, self.ctx.digest(), &srcs.join("\0")]);
+                match self.backend.memo_get(&memo) {
+                    Some(h) => h,
+                    None => {
+                        let root = self.ctx.root()?;
+                        let all: Vec<Source> =
+                            find_all(&root)?.into_iter().flat_map(|(_, v)| v).collect();
+                        let h = copy::hash_sources(&all, ignore).map_err(cerr)?;
+                        self.backend.memo_put(&memo, &h);
+                        h
+                    }
+                }
+            }
+        };
+        let mut doc_hash = String::new();
+        for d in &docs {
+            doc_hash.push_str(&hash(&[&d.name, &d.content, &d.expand.to_string()]));
+        }
+        let key = hash(&[
+            st.id.as_str(),
+            what,
+            from_id.as_ref().map(|d| d.as_str()).unwrap_or(""),
+            &content,
+            &doc_hash,
+            &dest,
+            &dir_form.to_string(),
+            chown.as_deref().unwrap_or(""),
+            &format!("{chmod:?}"),
+            &st.config["config"].to_string(),
+        ]);
+        if self.cached(st, &key)? {
+            return Ok(());
+        }
+        let mut from_ctr: Option<String> = None;
+        let root: PathBuf = match &from_id {
+            Some(id) => {
                 let ctr = self
                     .backend
-                    .create(&id, &self.run_spec(st, vec!["true".into()]))?;
-                let root = self.backend.resolve(&ctr, "/")?;
-                from_ctr = Some(ctr);
+                    .create(id, &self.run_spec(st, vec!["true".into()]))?;
+                let root = self.backend.resolve(&ctr, "/");
+                from_ctr = Some(ctr.clone());
                 match root {
-                    Some(r) => (r, None, id.to_string()),
-                    None => {
-                        if let Some(c) = &from_ctr {
-                            self.backend.remove(c);
-                        }
+                    Ok(Some(r)) => r,
+                    other => {
+                        self.backend.remove(&ctr);
+                        other?;
                         return Err(step_err(ins, "the source stage has no root filesystem"));
                     }
                 }
             }
-            None => (self.ctx.root(), self.ctx.ignore(), String::new()),
+            None => self.ctx.root()?,
         };
         let result = (|| {
-            let mut sources: Vec<(String, Vec<Source>)> = Vec::new();
-            let mut docs: Vec<&Heredoc> = Vec::new();
-            for s in a.srcs {
-                if heredoc_names.contains(s.as_str()) {
-                    if let Some(h) = a.heredocs.iter().find(|h| &h.name == s) {
-                        docs.push(h);
-                    }
-                    continue;
-                }
-                let s = self.expand(ins, s, vars)?;
-                if a.add && (s.contains("://") || s.starts_with("git@")) {
-                    return Err(step_err(
-                        ins,
-                        format!("ADD from a URL ({s}) is not supported: this builder has no network access; download it into the build context and ADD it from there"),
-                    ));
-                }
-                let found = if a.from.is_some() {
-                    self.stage_sources(&root, &s).map_err(cerr)?
-                } else {
-                    copy::find_sources(&root, &s, ignore).map_err(cerr)?
-                };
-                sources.push((s, found));
-            }
+            let sources = find_all(&root)?;
             let count: usize = sources.iter().map(|(_, v)| v.len()).sum::<usize>() + docs.len();
             if count == 0 {
                 return Err(cerr(CopyError::NoMatch));
             }
             let all: Vec<Source> = sources.iter().flat_map(|(_, v)| v.clone()).collect();
-            let content = copy::hash_sources(&all, ignore).map_err(cerr)?;
-            let mut doc_hash = String::new();
-            for d in &docs {
-                doc_hash.push_str(&hash(&[&d.name, &d.content, &d.expand.to_string()]));
-            }
             let kind = if all.len() == 1 && all[0].is_dir {
                 "dir"
             } else {
@@ -1192,21 +1246,6 @@ impl Builder<'_> {
                 "/bin/sh -c #(nop) {what} {kind}:{} in {dest} ",
                 &hash(&[&content, &doc_hash])[..64]
             );
-            let key = hash(&[
-                st.id.as_str(),
-                what,
-                &from_id,
-                &content,
-                &doc_hash,
-                &dest,
-                &dir_form.to_string(),
-                chown.as_deref().unwrap_or(""),
-                &format!("{chmod:?}"),
-                &st.config["config"].to_string(),
-            ]);
-            if self.cached(st, &key)? {
-                return Ok(());
-            }
             let multi = count > 1;
             if multi && !dir_form {
                 return Err(step_err(
@@ -1315,12 +1354,6 @@ impl Builder<'_> {
             self.backend.remove(&c);
         }
         result
-    }
-
-    /// Sources in another stage's root filesystem (mounted at `root`): no .dockerignore, and
-    /// symlinks on the way resolved inside that root.
-    fn stage_sources(&self, root: &Path, src: &str) -> Result<Vec<Source>, CopyError> {
-        copy::find_sources(root, src, None)
     }
 
     /// `--chown=user[:group]` as ids, names looked up in the image's /etc/passwd and group.

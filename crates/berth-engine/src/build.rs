@@ -151,6 +151,16 @@ impl Backend for EngineBackend<'_> {
     fn cache_put(&self, key: &str, image: &Digest) {
         let _ = lock(&self.inner.db).build_cache_put(key, image.as_str());
     }
+
+    fn memo_get(&self, key: &str) -> Option<String> {
+        lock(&self.inner.db)
+            .build_cache_get(&format!("memo:{key}"))
+            .ok()?
+    }
+
+    fn memo_put(&self, key: &str, value: &str) {
+        let _ = lock(&self.inner.db).build_cache_put(&format!("memo:{key}"), value);
+    }
 }
 
 impl Engine {
