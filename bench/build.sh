@@ -48,17 +48,8 @@ tag=$(basename "$tmp")
 bench_init
 daemons=(dockerd berthd)
 declare -A pid=()
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	bench_cleanup_daemons
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-declare -A daemon_flags=(
-	[dockerd]="--bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false"
-	[berthd]="--bridge none"
-)
 
 # The contexts.
 ctx=$tmp/ctx
@@ -97,8 +88,8 @@ for _ in $(seq 50); do [ -S "$tmp/standin/d.sock" ] && break; sleep 0.1; done
 bench_busybox_tar
 for d in "${daemons[@]}"; do
 	echo "starting a private $d under $tmp/$d" >&2
-	# shellcheck disable=SC2086 # the flags are words
-	start_daemon "$d" ${daemon_flags[$d]}
+	# shellcheck disable=SC2046 # the flags are words
+	start_daemon "$d" $(no_net_flags "$d")
 	dk "$d" import "$tmp/busybox.tar" busybox:latest >/dev/null
 	for c in single multi; do
 		# A first build checks it works, and fills the cache for the warm runs.

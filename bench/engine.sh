@@ -58,18 +58,8 @@ else
 fi
 declare -A pid=()
 
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	bench_cleanup_daemons
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
-# Both without networking: this measures the engine, bench/network.sh the networks.
-declare -A daemon_flags=(
-	[dockerd]="--bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false"
-	[berthd]="--bridge none"
-)
 
 rss_kb() { # VmRSS (or the field $2) of pid $1 in kB (0 when gone)
 	awk -v k="${2:-VmRSS}:" '$1 == k {print $2; f=1} END {if (!f) print 0}' "/proc/$1/status" 2>/dev/null || echo 0
@@ -113,8 +103,8 @@ bench_busybox_tar
 declare -A idle_rss=() after_rss=() burst_s=() shim_kb=() shim_anon_kb=() nshims=()
 for d in "${daemons[@]}"; do
 	echo "starting a private $d under $tmp/$d" >&2
-	# shellcheck disable=SC2086 # the flags are words
-	start_daemon "$d" ${daemon_flags[$d]}
+	# shellcheck disable=SC2046 # the flags are words
+	start_daemon "$d" $(no_net_flags "$d")
 	dk "$d" import "$tmp/busybox.tar" busybox:latest >/dev/null
 	if [ "$(dk "$d" run --rm busybox echo ok)" != ok ]; then
 		echo "error: $d cannot run busybox" >&2

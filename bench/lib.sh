@@ -142,3 +142,19 @@ bench_busybox_tar() {
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# The flags that start daemon $1 without networking (no default bridge, no rules, no
+# ip_forward): for benchmarks of the engine rather than of networks.
+no_net_flags() {
+	case $1 in
+	dockerd*) echo "--bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false" ;;
+	berthd*) echo "--bridge none" ;;
+	esac
+}
+
+# An EXIT trap for the scripts: every daemon's leftovers, then the temp dir.
+# shellcheck disable=SC2317 # run by the EXIT trap
+bench_cleanup() {
+	bench_cleanup_daemons
+	rm -rf "$tmp"
+}
