@@ -449,9 +449,17 @@ impl Builder<'_> {
         stages: &[Built],
     ) -> Result<State, BuildError> {
         self.header(ins);
-        let Command::From { image, .. } = &ins.cmd else {
+        let Command::From {
+            image, platform, ..
+        } = &ins.cmd
+        else {
             return Err(step_err(ins, "a stage must start with FROM"));
         };
+        if let Some(p) = platform {
+            self.say(format!(
+                "[Warning] FROM --platform={p} is ignored: images are built for the host's platform\n"
+            ));
+        }
         let name = self.expand(ins, image, meta)?;
         if name.is_empty() {
             return Err(step_err(ins, "base name should not be blank"));

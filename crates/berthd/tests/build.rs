@@ -406,6 +406,58 @@ fn dockerignore_user_chown_and_heredocs() {
 }
 
 #[test]
+fn add_unpacks_local_archives_chmod_wildcards_and_the_escape_directive() {
+    let Some(d) = Daemon::start("add_archives") else {
+        return;
+    };
+    let dir = context(
+        &d,
+        "add",
+        &[
+            (
+                "Dockerfile",
+                "# escape=`\n\
+                 FROM --platform=linux/amd64 busybox\n\
+                 ADD bundle.tar.gz /opt/\n\
+                 ADD plain.txt /opt/plain.txt\n\
+                 COPY --chmod=0750 tools/*.sh /usr/local/bin/\n\
+                 RUN echo one `\n\
+                     two > /joined\n",
+            ),
+            ("plain.txt", "plain\n"),
+            ("tools/a.sh", "#!/bin/sh\necho a\n"),
+            ("tools/b.sh", "#!/bin/sh\necho b\n"),
+            ("tools/c.txt", "not a script\n"),
+            ("payload/inner/file.txt", "from the archive\n"),
+        ],
+    );
+    let o = run_cmd(
+        Command::new("tar")
+            .arg("-C")
+            .arg(dir.join("payload"))
+            .arg("-czf")
+            .arg(dir.join("bundle.tar.gz"))
+            .arg("inner"),
+        Duration::from_secs(30),
+    );
+    assert!(o.ok(), "{o}");
+    let out = build_ok(&d, &dir, &["-t", "add:1"]);
+    assert!(out.contains("--platform=linux/amd64 is ignored"), "{out}");
+    let got = d.docker_ok(&[
+        "run",
+        "--rm",
+        "add:1",
+        "sh",
+        "-c",
+        "cat /opt/inner/file.txt /opt/plain.txt /joined; stat -c %a /usr/local/bin/a.sh /usr/local/bin/b.sh; ls /usr/local/bin; a.sh",
+    ]);
+    assert_eq!(
+        got,
+        "from the archive\nplain\none two\n750\n750\na.sh\nb.sh\na"
+    );
+}
+
+#[test]
 fn bad_dockerfiles_and_failing_steps_name_the_line_and_leave_nothing() {
     let Some(d) = Daemon::start("bad_builds") else {
         return;
