@@ -95,7 +95,7 @@ pub trait Backend {
     fn diff(&self, ctr: &str) -> Result<(Descriptor, Digest), BuildError>;
     /// Remove the container (and its snapshot); errors are the backend's to log.
     fn remove(&self, ctr: &str);
-    /// The image id cached for a step key, if that image still exists.
+    /// The image id cached for a step key (the builder checks that the image still exists).
     fn cache_get(&self, key: &str) -> Option<Digest>;
     /// Remember the image a step produced.
     fn cache_put(&self, key: &str, image: &Digest);
@@ -697,7 +697,7 @@ impl Builder<'_> {
                 cmd,
                 heredocs,
                 flags,
-            } => self.run(ins, st, cmd, heredocs, flags, &vars),
+            } => self.run(ins, st, cmd, heredocs, flags),
             Command::Copy {
                 srcs,
                 dest,
@@ -829,9 +829,6 @@ impl Builder<'_> {
         key: &str,
     ) -> Result<(), BuildError> {
         config["created"] = json!(now());
-        if config["config"].as_object().is_some_and(|o| o.is_empty()) {
-            config["config"] = json!({});
-        }
         let (manifest, id) = self
             .backend
             .images()
@@ -967,7 +964,6 @@ impl Builder<'_> {
         cmd: &ShellOrExec,
         heredocs: &[Heredoc],
         flags: &[(String, String)],
-        _vars: &BTreeMap<String, String>,
     ) -> Result<(), BuildError> {
         if let Some((k, _)) = flags.iter().find(|(k, _)| k != "network") {
             return Err(step_err(

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use berth_image::layer::{self, UnpackOptions, WhiteoutMode};
 use berth_image::Reference;
 use oci_spec::image::{
-    DescriptorBuilder, HistoryBuilder, ImageConfiguration, ImageManifestBuilder, MediaType,
-    RootFsBuilder,
+    DescriptorBuilder, HistoryBuilder, ImageConfiguration, MediaType, RootFsBuilder,
 };
 
 use crate::engine::{CommitOptions, PathStat};
@@ -334,7 +333,6 @@ impl Inner {
             .transpose()
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let image = self.image_inspect(&c.image_id)?;
-        let content = self.images.content();
         let _lease = self.images.lease().map_err(|e| Error::Image {
             what: "commit".into(),
             source: e.into(),
@@ -413,13 +411,6 @@ impl Inner {
                 .map_err(|e| Error::Internal(format!("commit history: {e}")))?,
         );
         config.set_history(Some(history));
-        let config_bytes = serde_json::to_vec(&config)
-            .map_err(|e| Error::Internal(format!("commit config: {e}")))?;
-        let err = |e: berth_image::StoreError| Error::Image {
-            what: "commit".into(),
-            source: e.into(),
-        };
-        let config_digest = content.put_bytes(&config_bytes).map_err(err)?;
         let mut layers = image.layers.clone();
         layers.push(
             DescriptorBuilder::default()
@@ -429,32 +420,18 @@ impl Inner {
                 .build()
                 .map_err(|e| Error::Internal(format!("commit manifest: {e}")))?,
         );
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(
-                DescriptorBuilder::default()
-                    .media_type(MediaType::ImageConfig)
-                    .digest(config_digest.to_oci())
-                    .size(config_bytes.len() as u64)
-                    .build()
-                    .map_err(|e| Error::Internal(format!("commit manifest: {e}")))?,
-            )
-            .layers(layers)
-            .build()
-            .map_err(|e| Error::Internal(format!("commit manifest: {e}")))?;
-        let manifest_bytes = serde_json::to_vec(&manifest)
-            .map_err(|e| Error::Internal(format!("commit manifest: {e}")))?;
-        let manifest_digest = content.put_bytes(&manifest_bytes).map_err(err)?;
         let img_err = |e: berth_image::ImageError| Error::Image {
             what: "commit".into(),
             source: e.into(),
         };
-        match &reference {
-            Some(r) => self.images.tag(r, &manifest_digest).map_err(img_err)?,
-            None => {
-                self.images.register(&manifest_digest).map_err(img_err)?;
-            }
+        let config = serde_json::to_value(&config)
+            .map_err(|e| Error::Internal(format!("commit config: {e}")))?;
+        let (manifest_digest, config_digest) = self
+            .images
+            .write_image(&config, layers, None)
+            .map_err(img_err)?;
+        if let Some(r) = &reference {
+            self.images.tag(r, &manifest_digest).map_err(img_err)?;
         }
         let id = config_digest.to_string();
         self.event(

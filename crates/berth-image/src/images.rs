@@ -415,16 +415,17 @@ impl ImageStore {
     pub fn resolve(&self, name: &str) -> Result<ImageRecord> {
         let refs = self.read_refs()?;
         let manifest = find(&refs, name)?;
-        self.record(&refs, &manifest)
+        self.record(&refs, &manifest, &parents(&refs))
     }
 
     /// Every image, newest first.
     pub fn list(&self) -> Result<Vec<ImageRecord>> {
         let refs = self.read_refs()?;
+        let parents = parents(&refs);
         let mut out = refs
             .images
             .keys()
-            .map(|m| self.record(&refs, m))
+            .map(|m| self.record(&refs, m, &parents))
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| {
             b.created
@@ -635,7 +636,13 @@ impl ImageStore {
         Ok(config)
     }
 
-    fn record(&self, refs: &Refs, manifest_digest: &Digest) -> Result<ImageRecord> {
+    /// `parents`: the ids other images name as their parent ([`parents`]).
+    fn record(
+        &self,
+        refs: &Refs,
+        manifest_digest: &Digest,
+        parents: &HashSet<Digest>,
+    ) -> Result<ImageRecord> {
         let entry = refs
             .images
             .get(manifest_digest)
@@ -673,7 +680,7 @@ impl ImageStore {
             .created()
             .clone()
             .unwrap_or_else(|| rfc3339(entry.created));
-        let has_children = refs.images.values().any(|e| e.parent.as_ref() == Some(&id));
+        let has_children = parents.contains(&id);
         let docker_config = serde_json::from_slice::<serde_json::Value>(&config_bytes)
             .map(|mut v| v["config"].take())
             .unwrap_or(serde_json::Value::Null);
@@ -790,6 +797,14 @@ pub(crate) fn parse_config(digest: &Digest, bytes: &[u8]) -> Result<ImageConfigu
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Look a name up in the records; returns the manifest digest.
+/// The image ids some image names as its parent.
+fn parents(refs: &Refs) -> HashSet<Digest> {
+    refs.images
+        .values()
+        .filter_map(|e| e.parent.clone())
+        .collect()
+}
+
 fn find(refs: &Refs, name: &str) -> Result<Digest> {
     let not_found = || ImageError::NotFound(name.to_string());
     // A full id or digest.
