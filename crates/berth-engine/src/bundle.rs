@@ -278,7 +278,32 @@ pub fn create_bundle_with_id<'a>(
         source: e,
     };
     let record = images.resolve(image).map_err(|e| image_err(e.into()))?;
-    let top = unpack_layers(images, snapshots, image, &record)?;
+    let (bundle, spec) = prepare_bundle(images, snapshots, image, &record, opts, dir, id)?;
+    let config = dir.join("config.json");
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Io {
+        path: config.clone(),
+        source: e.into(),
+    })?;
+    fs::write(&config, text).map_err(|source| Error::Io {
+        path: config.clone(),
+        source,
+    })?;
+    Ok(bundle)
+}
+
+/// The work of [`create_bundle_with_id`] for an image the caller already resolved to
+/// `record`: the rootfs is mounted, and the runtime spec is returned for the caller to
+/// finish and write as `dir/config.json`.
+pub fn prepare_bundle<'a>(
+    images: &ImageStore,
+    snapshots: &'a Snapshotter,
+    image: &str,
+    record: &berth_image::images::ImageRecord,
+    opts: &RunOptions,
+    dir: &Path,
+    id: &str,
+) -> Result<(Bundle<'a>, Value)> {
+    let top = unpack_layers(images, snapshots, image, record)?;
     let id = id.to_string();
     let rootfs = dir.join("rootfs");
     fs::create_dir_all(&rootfs).map_err(|source| Error::Io {
@@ -317,16 +342,7 @@ pub fn create_bundle_with_id<'a>(
     if let Some(name) = &opts.name {
         annotations["berth.name"] = json!(name);
     }
-    let config = dir.join("config.json");
-    let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Io {
-        path: config.clone(),
-        source: e.into(),
-    })?;
-    fs::write(&config, text).map_err(|source| Error::Io {
-        path: config.clone(),
-        source,
-    })?;
-    Ok(bundle)
+    Ok((bundle, spec))
 }
 
 /// Makes sure each layer of `record` is a committed snapshot keyed by its chain id (unpacking

@@ -325,10 +325,11 @@ impl Inner {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| id[..12].to_string());
         let opts = spec::run_options(&spec, &hostname);
-        let b = bundle::create_bundle_with_id(
+        let (b, mut config) = bundle::prepare_bundle(
             &self.images,
             &self.snapshots,
             &spec.image,
+            &record,
             &opts,
             &dir,
             &id,
@@ -351,9 +352,6 @@ impl Inner {
             crate::net::resolv_text(&spec, &plan.mode, plan.dns_gateway.as_deref()),
         )?;
         let config_path = dir.join("config.json");
-        let text = fs::read(&config_path).map_err(io_err(&config_path))?;
-        let mut config: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::Internal(format!("{}: {e}", config_path.display())))?;
         let cgroups_path = format!("/berth/{id}");
         spec::apply(
             &mut config,

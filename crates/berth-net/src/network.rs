@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::cni::{CniCommand, Plugins, RuntimeArgs};
-use crate::config::{
-    validate_container_id, validate_ifname, validate_static_ip, NetworkConfig, CNI_VERSION,
-};
+use crate::config::{validate_container_id, validate_ifname, validate_static_ip, NetworkConfig};
 use crate::error::{io_err, NetError, Result};
 use crate::ports::{write_atomic, PortMapping};
 
@@ -368,25 +366,28 @@ impl Cni {
         Ok(out)
     }
 
-    /// Bring `lo` up inside a namespace with the `loopback` plugin.
+    /// Bring `lo` up inside a namespace, as the `loopback` plugin's ADD does, without
+    /// its fork and exec (about 3 ms of every container start): a short-lived thread
+    /// enters the namespace, sets `IFF_UP` on `lo` and exits, so no thread of this
+    /// process stays in it. The kernel gives `lo` 127.0.0.1/8 and ::1 as it comes up.
     pub fn loopback_up(&self, netns: &Path, container_id: &str) -> Result<()> {
-        self.loopback(CniCommand::Add, netns, container_id)
-    }
-
-    /// Take `lo` down again (rarely needed: it goes with the namespace).
-    pub fn loopback_down(&self, netns: &Path, container_id: &str) -> Result<()> {
-        self.loopback(CniCommand::Del, netns, container_id)
-    }
-
-    fn loopback(&self, cmd: CniCommand, netns: &Path, container_id: &str) -> Result<()> {
         validate_container_id(container_id)?;
-        let conf = json!({"cniVersion": CNI_VERSION, "name": "loopback", "type": "loopback"});
-        let args = RuntimeArgs {
-            container_id: container_id.to_string(),
-            netns: netns.to_string_lossy().into_owned(),
-            ifname: "lo".into(),
-        };
-        self.plugins.exec(cmd, &args, "loopback", &conf).map(drop)
+        let ns = File::open(netns).map_err(io_err("open netns", netns))?;
+        let path = netns.to_path_buf();
+        std::thread::scope(|s| {
+            s.spawn(move || -> Result<()> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| io_err("enter netns", &path)(e.into()))?;
+                set_up("lo").map_err(io_err("bring up lo in", &path))
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetError::Command {
+                    command: "bring up lo".into(),
+                    reason: "its thread panicked".into(),
+                })
+            })
+        })
     }
 
     /// Take a network down once nothing is attached: delete its bridge device
@@ -634,4 +635,41 @@ mod tests {
             fs::read_link("/proc/self/ns/net").unwrap()
         );
     }
+}
+
+/// Set `IFF_UP` on the interface `name` of the calling thread's network namespace.
+fn set_up(name: &str) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let bytes = name.as_bytes();
+    if bytes.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    // SAFETY: socket(2) with constant arguments; the fd is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes ifru_flags of `req`,
+    // which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
