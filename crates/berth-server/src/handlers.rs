@@ -244,7 +244,16 @@ fn kernel_version() -> String {
         .unwrap_or_default()
 }
 
-fn ping(head: bool) -> Response<Body> {
+/// The `Swarm` header of `/_ping`: `inactive`, `active/manager` or `active/worker`.
+fn swarm_header(cluster: Option<&Arc<berth_cluster::Cluster>>) -> &'static str {
+    match cluster.map(|c| c.status()) {
+        Some(s) if s.state == berth_cluster::LocalState::Active && s.manager => "active/manager",
+        Some(s) if s.state == berth_cluster::LocalState::Active => "active/worker",
+        _ => "inactive",
+    }
+}
+
+fn ping(head: bool, swarm: &'static str) -> Response<Body> {
     let mut resp = if head {
         let mut r = Response::new(body::empty());
         r.headers_mut()
@@ -259,7 +268,7 @@ fn ping(head: bool) -> Response<Body> {
     };
     let h = resp.headers_mut();
     h.insert("Builder-Version", HeaderValue::from_static("1"));
-    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    h.insert("Swarm", HeaderValue::from_static(swarm));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
@@ -280,16 +289,20 @@ pub fn common_headers(resp: &mut Response<Body>) {
 }
 
 /// Handles one request.
-pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    engine: Arc<Engine>,
+    cluster: Option<Arc<berth_cluster::Cluster>>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let routed = route::route(&method, &path, req.uri().query());
     let mut resp = match routed {
         Err(e) => error_response(&e),
-        Ok(r) => match dispatch(&engine, r.version, r.action, req).await {
+        Ok(r) => match dispatch(&engine, cluster.as_ref(), r.version, r.action, req).await {
             Ok(resp) => resp,
             Err(e) => {
-                if e.status.is_server_error() {
+                if e.status.is_server_error() && e.status != StatusCode::SERVICE_UNAVAILABLE {
                     tracing::warn!("{method} {path}: {}", e.message);
                 } else {
                     tracing::debug!("{method} {path}: {} {}", e.status, e.message);
@@ -304,17 +317,23 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
 
 async fn dispatch(
     engine: &Arc<Engine>,
+    cluster: Option<&Arc<berth_cluster::Cluster>>,
     version: ApiVersion,
     action: Action,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     Ok(match action {
         // ---- system ----------------------------------------------------------------------
-        Action::Ping { head } => ping(head),
+        Action::Ping { head } => ping(head, swarm_header(cluster)),
+        Action::Swarm(a) => crate::swarm::handle(cluster, a, req).await?,
         Action::Version => json(StatusCode::OK, &system::version(&kernel_version())),
         Action::Info => {
             let info = blocking(engine, |e| e.info()).await?;
-            json(StatusCode::OK, &system::info(&info, now_nanos()))
+            let mut out = system::info(&info, now_nanos());
+            if let Some(c) = cluster {
+                out.swarm = crate::convert::swarm::swarm_info(&c.status());
+            }
+            json(StatusCode::OK, &out)
         }
         Action::Events(q) => events(engine, q).await?,
         Action::SystemDf => system_df(engine).await?,

@@ -20,6 +20,7 @@ pub mod hijack;
 pub mod query;
 pub mod route;
 pub mod serve;
+pub mod swarm;
 pub mod time;
 pub mod tls;
 

@@ -227,6 +227,8 @@ pub enum Action {
     },
 
     VolumeCreate,
+    /// `/swarm`, `/nodes`, `/services`, `/tasks`.
+    Swarm(crate::swarm::SwarmAction),
     VolumeList {
         filters: Filters,
     },
@@ -340,6 +342,10 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
     let head = m == Method::HEAD;
     let put = m == Method::PUT;
     let delete = m == Method::DELETE;
+
+    if let Some(a) = crate::swarm::route(method, path, q) {
+        return a.map(Action::Swarm);
+    }
 
     // Fixed paths first.
     match path {

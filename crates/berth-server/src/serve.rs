@@ -18,11 +18,23 @@ use crate::handlers;
 #[derive(Clone)]
 pub struct Server {
     engine: Arc<Engine>,
+    cluster: Option<Arc<berth_cluster::Cluster>>,
 }
 
 impl Server {
     pub fn new(engine: Arc<Engine>) -> Server {
-        Server { engine }
+        Server {
+            engine,
+            cluster: None,
+        }
+    }
+
+    /// A server that also answers the Swarm-mode API through `cluster`.
+    pub fn with_cluster(engine: Arc<Engine>, cluster: Arc<berth_cluster::Cluster>) -> Server {
+        Server {
+            engine,
+            cluster: Some(cluster),
+        }
     }
 
     /// Serves one connection until the client closes it (or it is upgraded and spliced).
@@ -31,9 +43,11 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let engine = Arc::clone(&self.engine);
+        let cluster = self.cluster.clone();
         let svc = service_fn(move |req| {
             let engine = Arc::clone(&engine);
-            async move { Ok::<_, Infallible>(handlers::handle(engine, req).await) }
+            let cluster = cluster.clone();
+            async move { Ok::<_, Infallible>(handlers::handle(engine, cluster, req).await) }
         });
         if let Err(e) = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(io), svc)

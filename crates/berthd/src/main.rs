@@ -50,12 +50,23 @@ fn serve(cfg: &Config) -> Result<()> {
     })
     .with_context(|| format!("opening the engine in {}", cfg.data_root.display()))?;
     let engine = Arc::new(engine);
-    let server = Server::new(Arc::clone(&engine));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
+        let cluster = berth_cluster::Cluster::open(
+            Arc::clone(&engine),
+            berth_cluster::ClusterConfig::new(&cfg.data_root),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "resuming the swarm membership in {}",
+                cfg.data_root.display()
+            )
+        })?;
+        let server = Server::with_cluster(Arc::clone(&engine), Arc::clone(&cluster));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut sockets: Vec<PathBuf> = Vec::new();
         let mut tasks = Vec::new();
@@ -105,6 +116,7 @@ fn serve(cfg: &Config) -> Result<()> {
             wait_for_signal().await;
             tracing::info!("shutting down; containers keep running");
         }
+        cluster.shutdown();
         let _ = stop_tx.send(true);
         for t in tasks {
             let _ = t.await;

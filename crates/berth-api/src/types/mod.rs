@@ -59,6 +59,7 @@ pub mod filters;
 pub mod image;
 pub mod network;
 pub mod stats;
+pub mod swarm;
 pub mod system;
 pub mod volume;
 

@@ -6,4 +6,5 @@ pub mod container;
 pub mod create;
 pub mod image;
 pub mod network;
+pub mod swarm;
 pub mod system;

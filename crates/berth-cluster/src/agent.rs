@@ -1,0 +1,547 @@
+//! The agent on every node (the manager's too): it holds a session with the master (a
+//! heartbeat each period that doubles as a long poll for the node's assignments), runs each
+//! assigned task as a container of the local engine, stops what is no longer wanted, and
+//! reports every task's state the moment it changes. While the master is away it keeps its
+//! containers running and keeps trying; when the master is back, the next session carries
+//! the whole truth both ways.
+//!
+//! A task's container is named `SERVICE.SLOT.TASKID` and labelled as Swarm labels it
+//! (`com.docker.swarm.service.id`, `.service.name`, `.task.id`, `.task.name`, `.node.id`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_engine::{ContainerSpec, Engine, HealthStatus, MountKind, MountSpec, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::ca::{self, Issued};
+use crate::error::{Error, Result};
+use crate::model::{NodeDescription, Role, Task, TaskState};
+use crate::proto::{
+    Client, JoinRequest, JoinResponse, ReportRequest, SessionRequest, SessionResponse, TaskReport,
+};
+
+pub const LABEL_TASK: &str = "com.docker.swarm.task.id";
+pub const LABEL_SERVICE: &str = "com.docker.swarm.service.id";
+
+/// What a node keeps of its membership (`<data-root>/swarm/agent.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Membership {
+    pub node_id: String,
+    pub swarm_id: String,
+    pub role: Role,
+    /// The master's address, `HOST:PORT`.
+    pub master: String,
+    pub ca_pem: String,
+    pub cert: Issued,
+    pub advertise_addr: String,
+}
+
+impl Membership {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("agent.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<Membership>> {
+        match std::fs::read(Self::path(dir)) {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io(format!("{}: {e}", Self::path(dir).display()))),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        let tmp = dir.join("agent.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .and_then(|_| std::fs::rename(&tmp, Self::path(dir)))
+            .map_err(|e| Error::Io(format!("{}: {e}", Self::path(dir).display())))
+    }
+}
+
+/// Asks the master at `master` to take this node in (`docker swarm join`).
+pub async fn join(
+    master: &str,
+    token: &str,
+    description: NodeDescription,
+    advertise_addr: &str,
+) -> Result<Membership> {
+    let (digest, _) = ca::parse_token(token)?;
+    let client = Client::new(master, ca::join_config(&digest)?);
+    let req = JoinRequest {
+        token: token.to_string(),
+        description,
+        advertise_addr: advertise_addr.to_string(),
+    };
+    let resp: JoinResponse = client
+        .call("/join", &req, Duration::from_secs(20))
+        .await
+        .map_err(|e| match e {
+            Error::Refused(m) => Error::InvalidArgument(format!("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster: {m}")),
+            Error::Tls(m) => Error::InvalidArgument(format!("could not join the swarm at {master}: {m}")),
+            Error::Io(m) => Error::Unavailable(format!("could not reach the manager at {master}: {m}")),
+            e => e,
+        })?;
+    Ok(Membership {
+        node_id: resp.node_id,
+        swarm_id: resp.swarm_id,
+        role: resp.role,
+        master: master.to_string(),
+        ca_pem: resp.ca_pem,
+        cert: resp.cert,
+        advertise_addr: advertise_addr.to_string(),
+    })
+}
+
+/// The node's description as the master wants it.
+pub fn describe(engine: &Engine) -> Result<NodeDescription> {
+    let info = engine.info()?;
+    Ok(NodeDescription {
+        hostname: info.hostname,
+        nano_cpus: info.ncpu as i64 * 1_000_000_000,
+        memory_bytes: info.mem_total as i64,
+        engine_version: env!("CARGO_PKG_VERSION").to_string(),
+        os: "linux".into(),
+        arch: info.architecture,
+    })
+}
+
+pub struct Agent {
+    engine: Arc<Engine>,
+    pub membership: Membership,
+    session: Client,
+    reporter: Client,
+    /// Last state reported per task.
+    sent: Mutex<HashMap<String, TaskReport>>,
+    /// The node's current assignments.
+    assigned: Mutex<BTreeMap<String, Task>>,
+    /// Tasks whose container is being stopped or started right now.
+    busy: Mutex<HashSet<String>>,
+    /// A report was set by a start or stop and is still to be sent.
+    dirty: std::sync::atomic::AtomicBool,
+    handles: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Agent {
+    pub fn new(engine: Arc<Engine>, membership: Membership) -> Result<Arc<Agent>> {
+        let cfg = || ca::client_config(&membership.ca_pem, &membership.cert);
+        Ok(Arc::new(Agent {
+            session: Client::new(&membership.master, cfg()?),
+            reporter: Client::new(&membership.master, cfg()?),
+            engine,
+            membership,
+            sent: Mutex::new(HashMap::new()),
+            assigned: Mutex::new(BTreeMap::new()),
+            busy: Mutex::new(HashSet::new()),
+            dirty: Default::default(),
+            handles: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Starts the session loop and the watcher.
+    pub fn start(self: &Arc<Agent>) {
+        let me = self.clone();
+        let session = tokio::spawn(async move { me.session_loop().await });
+        let me = self.clone();
+        let watch = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let m = me.clone();
+                let changed = tokio::task::spawn_blocking(move || m.observe(true))
+                    .await
+                    .unwrap_or_default();
+                if !changed.is_empty() {
+                    let req = ReportRequest { reports: changed };
+                    if let Err(e) = me
+                        .reporter
+                        .call::<_, serde_json::Value>("/report", &req, Duration::from_secs(5))
+                        .await
+                    {
+                        tracing::debug!("agent: report: {e}");
+                        // Sent again with the next session.
+                        let mut sent = lock(&me.sent);
+                        for r in &req.reports {
+                            sent.remove(&r.id);
+                        }
+                    }
+                }
+            }
+        });
+        lock(&self.handles).extend([session, watch]);
+    }
+
+    pub fn stop(&self) {
+        for h in lock(&self.handles).drain(..) {
+            h.abort();
+        }
+    }
+
+    async fn session_loop(self: Arc<Agent>) {
+        let mut since = 0u64;
+        let mut failures = 0u32;
+        loop {
+            let me = self.clone();
+            let description = match tokio::task::spawn_blocking(move || describe(&me.engine)).await
+            {
+                Ok(Ok(d)) => d,
+                _ => NodeDescription::default(),
+            };
+            let me = self.clone();
+            let reports = tokio::task::spawn_blocking(move || {
+                me.observe(false);
+                lock(&me.sent).values().cloned().collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            let req = SessionRequest {
+                description,
+                reports,
+                since,
+            };
+            match self
+                .session
+                .call::<_, SessionResponse>("/session", &req, Duration::from_secs(10))
+                .await
+            {
+                Ok(resp) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            "agent: the manager at {} answers again",
+                            self.membership.master
+                        );
+                    }
+                    failures = 0;
+                    since = resp.version;
+                    let me = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.apply(resp.tasks)).await;
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(
+                            "agent: session with the manager at {}: {e}",
+                            self.membership.master
+                        );
+                    }
+                    failures += 1;
+                    since = 0;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    /// Our task containers: task id → container id.
+    fn containers(&self) -> HashMap<String, berth_engine::Container> {
+        self.engine
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.spec.labels.get(LABEL_TASK).cloned().map(|t| (t, c)))
+            .collect()
+    }
+
+    /// Makes the node match `tasks`.
+    fn apply(self: &Arc<Agent>, tasks: Vec<Task>) {
+        let have = self.containers();
+        let wanted: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        {
+            let mut a = lock(&self.assigned);
+            *a = tasks.iter().map(|t| (t.id.clone(), t.clone())).collect();
+        }
+        for t in tasks {
+            if !lock(&self.busy).insert(t.id.clone()) {
+                continue;
+            }
+            let me = self.clone();
+            let existing = have.get(&t.id).cloned();
+            std::thread::spawn(move || {
+                me.converge(&t, existing);
+                lock(&me.busy).remove(&t.id);
+            });
+        }
+        // Containers of tasks the master no longer knows: gone.
+        for (task, c) in have {
+            if wanted.contains(&task) || !lock(&self.busy).insert(task.clone()) {
+                continue;
+            }
+            let me = self.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = me.engine.remove(&c.id, true, false) {
+                    tracing::warn!("agent: remove {} of task {task}: {e}", c.name);
+                }
+                lock(&me.sent).remove(&task);
+                lock(&me.busy).remove(&task);
+            });
+        }
+    }
+
+    fn converge(&self, t: &Task, existing: Option<berth_engine::Container>) {
+        if t.desired_state <= TaskState::Running {
+            if existing.is_some()
+                || t.status.state.terminal()
+                || t.status.state > TaskState::Assigned
+                    && self.reported(&t.id).is_some_and(|r| r.state.terminal())
+            {
+                return;
+            }
+            self.set(t, TaskState::Accepted, "accepted", "", "", 0, 0);
+            self.set(t, TaskState::Preparing, "preparing", "", "", 0, 0);
+            let spec = container_spec(t, &self.membership.node_id);
+            let id = match self.engine.create(spec) {
+                Ok((id, _)) => id,
+                Err(e) => {
+                    tracing::warn!("agent: task {}: {e}", t.id);
+                    self.set(
+                        t,
+                        TaskState::Rejected,
+                        "preparing",
+                        &e.to_string(),
+                        "",
+                        0,
+                        0,
+                    );
+                    return;
+                }
+            };
+            self.set(t, TaskState::Starting, "starting", "", &id, 0, 0);
+            if let Err(e) = self.engine.start(&id) {
+                tracing::warn!("agent: task {}: start: {e}", t.id);
+                self.set(t, TaskState::Failed, "starting", &e.to_string(), &id, 0, 0);
+            }
+        } else if let Some(c) = existing {
+            if c.state.running() {
+                let grace = if t.spec.stop_grace_period > 0 {
+                    t.spec.stop_grace_period / 1_000_000_000
+                } else {
+                    10
+                };
+                let sig = (!t.spec.stop_signal.is_empty()).then_some(t.spec.stop_signal.as_str());
+                if let Err(e) = self.engine.stop(&c.id, Some(grace), sig) {
+                    tracing::warn!("agent: stop {}: {e}", c.name);
+                }
+            }
+            let exit = self
+                .engine
+                .inspect(&c.id)
+                .map(|c| c.state.exit_code as i64)
+                .unwrap_or(0);
+            if !t.status.state.terminal() || t.status.state == TaskState::Running {
+                self.set(t, TaskState::Shutdown, "shutdown", "", &c.id, 0, exit);
+            }
+        }
+    }
+
+    fn reported(&self, id: &str) -> Option<TaskReport> {
+        lock(&self.sent).get(id).cloned()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &self,
+        t: &Task,
+        state: TaskState,
+        message: &str,
+        err: &str,
+        cid: &str,
+        pid: i64,
+        exit: i64,
+    ) {
+        let r = TaskReport {
+            id: t.id.clone(),
+            state,
+            message: message.to_string(),
+            err: err.to_string(),
+            container_id: cid.to_string(),
+            pid,
+            exit_code: exit,
+            healthy: None,
+        };
+        lock(&self.sent).insert(t.id.clone(), r);
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads every task container's state; returns the reports that changed since last sent
+    /// (`diff`), or updates them all. An unhealthy container is killed: its task failed.
+    fn observe(&self, diff: bool) -> Vec<TaskReport> {
+        let have = self.containers();
+        let assigned = lock(&self.assigned).clone();
+        let mut out = Vec::new();
+        let dirty = self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed);
+        for (task, c) in &have {
+            let Some(t) = assigned.get(task) else {
+                continue;
+            };
+            let health = c.state.health.as_ref().map(|h| h.status);
+            let has_check = t.spec.health.is_some();
+            let (state, message, err) = match c.state.status {
+                Status::Running | Status::Paused | Status::Restarting => {
+                    if health == Some(HealthStatus::Unhealthy) {
+                        let _ = self.engine.kill(&c.id, Some("KILL"));
+                        (
+                            TaskState::Failed,
+                            "started",
+                            "task: non-zero exit (137): dockerexec: unhealthy container"
+                                .to_string(),
+                        )
+                    } else if has_check && health != Some(HealthStatus::Healthy) {
+                        (TaskState::Starting, "starting", String::new())
+                    } else {
+                        (TaskState::Running, "started", String::new())
+                    }
+                }
+                Status::Created => continue,
+                _ => {
+                    if t.desired_state > TaskState::Running {
+                        (TaskState::Shutdown, "shutdown", String::new())
+                    } else if c.state.exit_code == 0 {
+                        (TaskState::Complete, "finished", String::new())
+                    } else {
+                        (
+                            TaskState::Failed,
+                            "started",
+                            format!("task: non-zero exit ({})", c.state.exit_code),
+                        )
+                    }
+                }
+            };
+            let r = TaskReport {
+                id: task.clone(),
+                state,
+                message: message.into(),
+                err,
+                container_id: c.id.clone(),
+                pid: c.state.pid as i64,
+                exit_code: c.state.exit_code as i64,
+                healthy: health.map(|h| h == HealthStatus::Healthy),
+            };
+            let mut sent = lock(&self.sent);
+            let prev = sent.get(task);
+            // States only move forward: a report never goes back past what was said.
+            if prev.is_some_and(|p| p.state > r.state) {
+                continue;
+            }
+            if prev != Some(&r) {
+                sent.insert(task.clone(), r.clone());
+                out.push(r);
+            }
+        }
+        // A wanted task whose container is gone (removed by hand): it failed.
+        let busy = lock(&self.busy).clone();
+        for (id, t) in &assigned {
+            if t.desired_state > TaskState::Running || have.contains_key(id) || busy.contains(id) {
+                continue;
+            }
+            let mut sent = lock(&self.sent);
+            let Some(prev) = sent.get(id).cloned() else {
+                continue;
+            };
+            if matches!(prev.state, TaskState::Starting | TaskState::Running) {
+                let r = TaskReport {
+                    state: TaskState::Failed,
+                    message: "started".into(),
+                    err: "task: container removed".into(),
+                    exit_code: 137,
+                    ..prev
+                };
+                sent.insert(id.clone(), r.clone());
+                out.push(r);
+            }
+        }
+        if dirty || !diff {
+            let sent = lock(&self.sent);
+            for (id, r) in sent.iter() {
+                if !out.iter().any(|o| &o.id == id) && assigned.contains_key(id) {
+                    out.push(r.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// `docker swarm leave`: stop the loops and take down every task container.
+    pub fn leave(&self) {
+        self.stop();
+        for (_, c) in self.containers() {
+            let _ = self.engine.remove(&c.id, true, false);
+        }
+    }
+}
+
+/// The engine's spec for a task's container.
+pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
+    let s = &t.spec;
+    let mut labels = s.labels.clone();
+    labels.insert(LABEL_SERVICE.into(), t.service_id.clone());
+    labels.insert(
+        "com.docker.swarm.service.name".into(),
+        t.service_name.clone(),
+    );
+    labels.insert(LABEL_TASK.into(), t.id.clone());
+    labels.insert("com.docker.swarm.task.name".into(), t.container_name());
+    labels.insert("com.docker.swarm.node.id".into(), node_id.to_string());
+    labels.insert("com.docker.swarm.task".into(), String::new());
+    let mut spec = ContainerSpec {
+        name: Some(t.container_name()),
+        image: s.image.clone(),
+        env: s.env.clone(),
+        labels,
+        tty: s.tty,
+        init: s.init,
+        read_only: s.read_only,
+        network_mode: "default".into(),
+        ..Default::default()
+    };
+    if !s.command.is_empty() {
+        spec.entrypoint = Some(s.command.clone());
+    }
+    if !s.args.is_empty() {
+        spec.cmd = Some(s.args.clone());
+    }
+    if !s.dir.is_empty() {
+        spec.workdir = Some(s.dir.clone());
+    }
+    if !s.user.is_empty() {
+        spec.user = Some(s.user.clone());
+    }
+    if !s.hostname.is_empty() {
+        spec.hostname = Some(s.hostname.clone());
+    }
+    if !s.stop_signal.is_empty() {
+        spec.stop_signal = Some(s.stop_signal.clone());
+    }
+    if s.stop_grace_period > 0 {
+        spec.stop_timeout = Some(s.stop_grace_period / 1_000_000_000);
+    }
+    spec.resources.nano_cpus = s.limits.nano_cpus;
+    spec.resources.memory = s.limits.memory_bytes;
+    spec.resources.memory_reservation = s.reservations.memory_bytes;
+    for m in &s.mounts {
+        spec.mounts.push(MountSpec {
+            kind: match m.kind.as_str() {
+                "bind" => MountKind::Bind,
+                "tmpfs" => MountKind::Tmpfs,
+                _ => MountKind::Volume,
+            },
+            source: m.source.clone(),
+            target: m.target.clone(),
+            read_only: m.read_only,
+            ..Default::default()
+        });
+    }
+    if let Some(h) = &s.health {
+        spec.healthcheck = Some(berth_engine::Healthcheck {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            retries: h.retries,
+        });
+    }
+    spec
+}

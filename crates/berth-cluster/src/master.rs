@@ -1,0 +1,1319 @@
+//! The master: the state (in memory, written through to [`Store`] one transaction per
+//! change), the protocol server agents talk to, and the controllers, which run as one
+//! reconcile pass whenever something changed and at least every 100 ms:
+//! - liveness: a node silent for longer than the grace (3 s by default) is down, and its
+//!   tasks are shut down and replaced elsewhere;
+//! - orchestration: each replicated service has one live task per slot `1..=replicas`, each
+//!   global service one per eligible node; a task that ended is replaced under its restart
+//!   policy (condition, delay, max attempts), one on a drained or lost node at once;
+//! - scheduling ([`crate::scheduler`]) of new tasks, with `no suitable node (...)` kept in the
+//!   task's error until a node fits;
+//! - rolling updates: batches of `parallelism`, `delay` between them, stop-first or
+//!   start-first, a batch done when its tasks run (healthy, when they have a check), and
+//!   pause, continue or rollback when an updated task fails.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::ca::{self, Ca, Issued};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::proto::{
+    self, JoinRequest, JoinResponse, ReportRequest, RpcError, SessionRequest, SessionResponse,
+    TaskReport,
+};
+use crate::scheduler::{self, Scheduler};
+use crate::store::{Batch, Store};
+use crate::{now_nanos, random_id};
+
+/// Tasks kept per slot once they ended (Swarm's `TaskHistoryRetentionLimit`).
+const HISTORY: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// `<data-root>/swarm`.
+    pub dir: PathBuf,
+    /// Where agents connect: `ADDR:PORT`.
+    pub listen: std::net::SocketAddr,
+    /// The address shown as the manager's and used in join commands.
+    pub advertise: String,
+    pub heartbeat: Duration,
+    /// A node is down after this long without a heartbeat.
+    pub grace: Duration,
+}
+
+struct State {
+    swarm: SwarmInfo,
+    nodes: BTreeMap<String, Node>,
+    last_seen: HashMap<String, Instant>,
+    /// Certificate fingerprint → node id.
+    peers: HashMap<String, String>,
+    services: BTreeMap<String, Service>,
+    tasks: HashMap<String, Task>,
+    by_node: HashMap<String, BTreeSet<String>>,
+    by_service: HashMap<String, BTreeSet<String>>,
+    /// Assignment version per node (bumped when its task list changes).
+    node_version: HashMap<String, u64>,
+    counter: u64,
+    /// Tokens' secrets.
+    worker_secret: String,
+    manager_secret: String,
+}
+
+pub struct Master {
+    cfg: MasterConfig,
+    ca: Ca,
+    state: Mutex<State>,
+    store: Mutex<Store>,
+    wake: Notify,
+    versions: watch::Sender<u64>,
+    /// Scheduler figures: tasks placed and time spent placing.
+    pub placed: std::sync::atomic::AtomicU64,
+    pub place_nanos: std::sync::atomic::AtomicU64,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A change made under the lock: rows to write, nodes whose assignments changed.
+#[derive(Default)]
+struct Change {
+    batch: Batch,
+    touched_nodes: BTreeSet<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl State {
+    fn put_task(&mut self, ch: &mut Change, mut t: Task, now: i64) {
+        t.version += 1;
+        t.updated_at = now;
+        if let Some(old) = self.tasks.get(&t.id) {
+            if old.node_id != t.node_id {
+                if let Some(s) = self.by_node.get_mut(&old.node_id) {
+                    s.remove(&t.id);
+                }
+                ch.touched_nodes.insert(old.node_id.clone());
+            }
+            if old.node_id != t.node_id
+                || old.desired_state != t.desired_state
+                || old.spec != t.spec
+            {
+                ch.touched_nodes.insert(t.node_id.clone());
+            }
+        } else {
+            ch.touched_nodes.insert(t.node_id.clone());
+        }
+        if !t.node_id.is_empty() {
+            self.by_node
+                .entry(t.node_id.clone())
+                .or_default()
+                .insert(t.id.clone());
+        }
+        self.by_service
+            .entry(t.service_id.clone())
+            .or_default()
+            .insert(t.id.clone());
+        ch.batch.tasks.push(t.clone());
+        self.tasks.insert(t.id.clone(), t);
+    }
+
+    fn delete_task(&mut self, ch: &mut Change, id: &str) {
+        if let Some(t) = self.tasks.remove(id) {
+            if let Some(s) = self.by_node.get_mut(&t.node_id) {
+                s.remove(id);
+            }
+            if let Some(s) = self.by_service.get_mut(&t.service_id) {
+                s.remove(id);
+            }
+            ch.touched_nodes.insert(t.node_id);
+            ch.batch.tasks_deleted.push(id.to_string());
+        }
+    }
+
+    fn put_node(&mut self, ch: &mut Change, mut n: Node, now: i64) {
+        n.version += 1;
+        n.updated_at = now;
+        ch.batch.nodes.push(n.clone());
+        self.nodes.insert(n.id.clone(), n);
+    }
+
+    fn put_service(&mut self, ch: &mut Change, mut s: Service, now: i64) {
+        s.version += 1;
+        s.updated_at = now;
+        ch.batch.services.push(s.clone());
+        self.services.insert(s.id.clone(), s);
+    }
+
+    fn service_tasks(&self, id: &str) -> Vec<&Task> {
+        self.by_service
+            .get(id)
+            .map(|ids| ids.iter().filter_map(|i| self.tasks.get(i)).collect())
+            .unwrap_or_default()
+    }
+
+    fn find_service(&self, name: &str) -> Option<&Service> {
+        self.services.get(name).or_else(|| {
+            self.services
+                .values()
+                .find(|s| s.spec.name == name)
+                .or_else(|| {
+                    let m: Vec<&Service> = self
+                        .services
+                        .values()
+                        .filter(|s| s.id.starts_with(name))
+                        .collect();
+                    (m.len() == 1).then(|| m[0])
+                })
+        })
+    }
+
+    fn find_node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name).or_else(|| {
+            self.nodes
+                .values()
+                .find(|n| n.description.hostname == name || n.spec.name == name)
+                .or_else(|| {
+                    let m: Vec<&Node> = self
+                        .nodes
+                        .values()
+                        .filter(|n| n.id.starts_with(name))
+                        .collect();
+                    (m.len() == 1).then(|| m[0])
+                })
+        })
+    }
+}
+
+fn new_task(svc: &Service, slot: u64, node_id: &str, attempt: u64, now: i64) -> Result<Task> {
+    Ok(Task {
+        id: random_id(25)?,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+        service_id: svc.id.clone(),
+        service_name: svc.spec.name.clone(),
+        slot,
+        node_id: node_id.to_string(),
+        spec: svc.spec.task.clone(),
+        task_version: svc.task_version,
+        desired_state: TaskState::Running,
+        status: TaskStatus::new(TaskState::New, "created", now),
+        attempt,
+        healthy: None,
+        restart_at: 0,
+        retire: Retire::Keep,
+        replaces: String::new(),
+    })
+}
+
+impl Master {
+    /// Makes a new swarm with this node as its only manager (`docker swarm init`).
+    pub fn init(cfg: MasterConfig, me: NodeDescription) -> Result<(Arc<Master>, Issued, String)> {
+        if cfg.dir.join("state.db").exists() {
+            return Err(Error::Conflict("This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.".into()));
+        }
+        let ca = Ca::generate()?;
+        let digest = ca.digest()?;
+        let now = now_nanos();
+        let worker_secret = ca::random_hex(16)?;
+        let manager_secret = ca::random_hex(16)?;
+        let swarm = SwarmInfo {
+            id: random_id(25)?,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            worker_token: ca::make_token(&digest, &worker_secret),
+            manager_token: ca::make_token(&digest, &manager_secret),
+            ca_cert_pem: ca.cert_pem.clone(),
+            addr: cfg.advertise.clone(),
+            node_grace: cfg.grace.as_nanos() as i64,
+            heartbeat_period: cfg.heartbeat.as_nanos() as i64,
+        };
+        let node_id = random_id(25)?;
+        let issued = ca.issue(&node_id, true)?;
+        let node = Node {
+            id: node_id.clone(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            spec: NodeSpec {
+                role: Role::Manager,
+                ..Default::default()
+            },
+            description: me,
+            state: NodeState::Unknown,
+            addr: host_of(&cfg.advertise),
+            message: String::new(),
+            manager_addr: Some(cfg.advertise.clone()),
+            leader: true,
+        };
+        let mut store = Store::open(&cfg.dir.join("state.db"))?;
+        let fp = ca::fingerprint_pem(&issued.cert_pem)?;
+        let mut b = Batch {
+            kv: vec![
+                ("swarm".into(), serde_json::to_string(&swarm)?),
+                ("ca_key".into(), ca.key_pem.clone()),
+                ("worker_secret".into(), worker_secret),
+                ("manager_secret".into(), manager_secret),
+                ("master_cert".into(), serde_json::to_string(&issued)?),
+                (format!("peer:{fp}"), node_id.clone()),
+            ],
+            ..Default::default()
+        };
+        let mut n = node;
+        n.version = 1;
+        b.nodes.push(n);
+        store.commit(&b)?;
+        drop(store);
+        let m = Master::open(cfg)?;
+        Ok((m, issued, node_id))
+    }
+
+    /// Opens the swarm kept under `cfg.dir` (a restarted master).
+    pub fn open(cfg: MasterConfig) -> Result<Arc<Master>> {
+        let store = Store::open(&cfg.dir.join("state.db"))?;
+        let swarm: SwarmInfo = serde_json::from_str(
+            &store
+                .get("swarm")?
+                .ok_or_else(|| Error::Store("no swarm in the store".into()))?,
+        )?;
+        let ca = Ca {
+            cert_pem: swarm.ca_cert_pem.clone(),
+            key_pem: store.get("ca_key")?.unwrap_or_default(),
+        };
+        let loaded = store.load()?;
+        let mut peers = HashMap::new();
+        {
+            let db_peers = store.peers()?;
+            for (fp, id) in db_peers {
+                peers.insert(fp, id);
+            }
+        }
+        let mut st = State {
+            worker_secret: store.get("worker_secret")?.unwrap_or_default(),
+            manager_secret: store.get("manager_secret")?.unwrap_or_default(),
+            swarm,
+            nodes: BTreeMap::new(),
+            last_seen: HashMap::new(),
+            peers,
+            services: BTreeMap::new(),
+            tasks: HashMap::new(),
+            by_node: HashMap::new(),
+            by_service: HashMap::new(),
+            node_version: HashMap::new(),
+            counter: 1,
+        };
+        let start = Instant::now();
+        for n in loaded.nodes {
+            // A restarted master gives every node a fresh grace before calling it down.
+            st.last_seen.insert(n.id.clone(), start);
+            st.nodes.insert(n.id.clone(), n);
+        }
+        for s in loaded.services {
+            st.services.insert(s.id.clone(), s);
+        }
+        for t in loaded.tasks {
+            if !t.node_id.is_empty() {
+                st.by_node
+                    .entry(t.node_id.clone())
+                    .or_default()
+                    .insert(t.id.clone());
+            }
+            st.by_service
+                .entry(t.service_id.clone())
+                .or_default()
+                .insert(t.id.clone());
+            st.tasks.insert(t.id.clone(), t);
+        }
+        let (versions, _) = watch::channel(1);
+        Ok(Arc::new(Master {
+            cfg,
+            ca,
+            state: Mutex::new(st),
+            store: Mutex::new(store),
+            wake: Notify::new(),
+            versions,
+            placed: Default::default(),
+            place_nanos: Default::default(),
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &MasterConfig {
+        &self.cfg
+    }
+
+    /// Starts the protocol listener and the controllers.
+    pub async fn start(self: &Arc<Master>) -> Result<()> {
+        let issued: Issued = serde_json::from_str(
+            &lock(&self.store)
+                .get("master_cert")?
+                .ok_or_else(|| Error::Store("no master certificate".into()))?,
+        )?;
+        let tls = ca::server_config(&self.ca.cert_pem, &issued)?;
+        let listener = tokio::net::TcpListener::bind(self.cfg.listen)
+            .await
+            .map_err(|e| Error::Io(format!("listen on {}: {e}", self.cfg.listen)))?;
+        let me = self.clone();
+        let handler: proto::Handler = Arc::new(move |fp, path, body| {
+            let me = me.clone();
+            Box::pin(async move { me.rpc(fp, &path, body).await })
+        });
+        let server = proto::serve(listener, Arc::new(tls), handler);
+        let me = self.clone();
+        let controllers = tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(Duration::from_millis(100), me.wake.notified()).await;
+                let m = me.clone();
+                match tokio::task::spawn_blocking(move || m.reconcile()).await {
+                    Ok(Err(e)) => tracing::warn!("cluster reconcile: {e}"),
+                    Err(e) => tracing::warn!("cluster reconcile: {e}"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+        lock(&self.tasks).extend([server, controllers]);
+        Ok(())
+    }
+
+    /// Stops the listener and the controllers (the state stays on disk).
+    pub fn stop(&self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+
+    async fn rpc(
+        self: &Arc<Master>,
+        fp: Option<String>,
+        path: &str,
+        body: Bytes,
+    ) -> std::result::Result<Vec<u8>, RpcError> {
+        let bad = |e: serde_json::Error| RpcError(400, format!("bad request: {e}"));
+        let err = |e: Error| match e {
+            Error::Refused(m) => RpcError(403, m),
+            Error::InvalidArgument(m) => RpcError(400, m),
+            e => RpcError(500, e.to_string()),
+        };
+        match path {
+            "/join" => {
+                let req: JoinRequest = serde_json::from_slice(&body).map_err(bad)?;
+                let me = self.clone();
+                let r = tokio::task::spawn_blocking(move || me.join(req))
+                    .await
+                    .map_err(|e| RpcError(500, e.to_string()))?
+                    .map_err(err)?;
+                serde_json::to_vec(&r).map_err(|e| RpcError(500, e.to_string()))
+            }
+            "/session" | "/report" => {
+                let node = {
+                    let st = lock(&self.state);
+                    fp.as_ref().and_then(|f| st.peers.get(f).cloned())
+                };
+                let Some(node) = node else {
+                    return Err(RpcError(403, "unknown node certificate".into()));
+                };
+                if path == "/report" {
+                    let req: ReportRequest = serde_json::from_slice(&body).map_err(bad)?;
+                    self.report(&node, None, &req.reports).map_err(err)?;
+                    return Ok(b"{}".to_vec());
+                }
+                let req: SessionRequest = serde_json::from_slice(&body).map_err(bad)?;
+                self.report(&node, Some(&req.description), &req.reports)
+                    .map_err(err)?;
+                let mut rx = self.versions.subscribe();
+                let deadline = tokio::time::Instant::now() + self.cfg.heartbeat;
+                loop {
+                    if let Some(resp) = self.assignments(&node, req.since) {
+                        return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
+                    }
+                    if tokio::time::timeout_at(deadline, rx.changed())
+                        .await
+                        .is_err()
+                    {
+                        let resp = self.assignments(&node, 0).unwrap_or(SessionResponse {
+                            version: req.since,
+                            tasks: Vec::new(),
+                            heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+                        });
+                        return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
+                    }
+                }
+            }
+            _ => Err(RpcError(404, format!("no such call {path}"))),
+        }
+    }
+
+    /// The node's tasks, if its assignment version moved past `since`.
+    fn assignments(&self, node: &str, since: u64) -> Option<SessionResponse> {
+        let st = lock(&self.state);
+        let v = st.node_version.get(node).copied().unwrap_or(1);
+        if since != 0 && v <= since {
+            return None;
+        }
+        let tasks = st
+            .by_node
+            .get(node)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| st.tasks.get(i).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(SessionResponse {
+            version: v,
+            tasks,
+            heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+        })
+    }
+
+    fn commit(&self, st: &mut State, ch: Change) -> Result<()> {
+        lock(&self.store).commit(&ch.batch)?;
+        if !ch.touched_nodes.is_empty() {
+            st.counter += 1;
+            for n in ch.touched_nodes {
+                if !n.is_empty() {
+                    st.node_version.insert(n, st.counter);
+                }
+            }
+            self.versions.send_replace(st.counter);
+        }
+        Ok(())
+    }
+
+    fn join(&self, req: JoinRequest) -> Result<JoinResponse> {
+        let (digest, secret) = ca::parse_token(&req.token)?;
+        let mut st = lock(&self.state);
+        let role = if digest != self.ca.digest()? {
+            None
+        } else if secret == st.worker_secret {
+            Some(Role::Worker)
+        } else if secret == st.manager_secret {
+            Some(Role::Manager)
+        } else {
+            None
+        };
+        let Some(role) = role else {
+            tracing::warn!(
+                "refused a join from {} ({}): invalid join token",
+                req.description.hostname,
+                req.advertise_addr
+            );
+            return Err(Error::Refused("invalid join token".into()));
+        };
+        if role == Role::Manager {
+            tracing::warn!(
+                "refused a manager join from {}: needs a shared store",
+                req.description.hostname
+            );
+            return Err(Error::Refused("joining as a second manager needs masters on a shared store (--store etcd://...); this swarm keeps its state in SQLite on its one manager. Join as a worker.".into()));
+        }
+        let now = now_nanos();
+        let id = random_id(25)?;
+        let issued = self.ca.issue(&id, false)?;
+        let fp = ca::fingerprint_pem(&issued.cert_pem)?;
+        let node = Node {
+            id: id.clone(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            spec: NodeSpec {
+                role,
+                ..Default::default()
+            },
+            description: req.description.clone(),
+            state: NodeState::Unknown,
+            addr: req.advertise_addr.clone(),
+            message: String::new(),
+            manager_addr: None,
+            leader: false,
+        };
+        let mut ch = Change::default();
+        ch.batch.kv.push((format!("peer:{fp}"), id.clone()));
+        st.put_node(&mut ch, node, now);
+        st.peers.insert(fp, id.clone());
+        st.last_seen.insert(id.clone(), Instant::now());
+        self.commit(&mut st, ch)?;
+        tracing::info!(
+            "node {id} ({}) joined as a worker",
+            req.description.hostname
+        );
+        Ok(JoinResponse {
+            node_id: id,
+            role,
+            cert: issued,
+            ca_pem: self.ca.cert_pem.clone(),
+            swarm_id: st.swarm.id.clone(),
+            heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+        })
+    }
+
+    /// A heartbeat (with the node's description) or a report of task states.
+    fn report(
+        &self,
+        node: &str,
+        desc: Option<&NodeDescription>,
+        reports: &[TaskReport],
+    ) -> Result<()> {
+        let now = now_nanos();
+        let mut st = lock(&self.state);
+        let mut ch = Change::default();
+        let mut wake = false;
+        if let Some(d) = desc {
+            st.last_seen.insert(node.to_string(), Instant::now());
+            if let Some(n) = st.nodes.get(node).cloned() {
+                if n.state != NodeState::Ready || n.description != *d {
+                    let mut n = n;
+                    if n.state != NodeState::Ready {
+                        tracing::info!("node {} ({}) is ready", n.id, d.hostname);
+                        wake = true;
+                    }
+                    n.state = NodeState::Ready;
+                    n.message.clear();
+                    n.description = d.clone();
+                    st.put_node(&mut ch, n, now);
+                }
+            }
+        }
+        for r in reports {
+            let Some(t) = st.tasks.get(&r.id).cloned() else {
+                continue;
+            };
+            if t.node_id != node {
+                continue;
+            }
+            let mut t = t;
+            let mut changed = false;
+            if !t.status.state.terminal() && r.state > t.status.state {
+                t.status.state = r.state;
+                t.status.timestamp = now;
+                t.status.message = r.message.clone();
+                t.status.err = r.err.clone();
+                changed = true;
+                wake = true;
+            }
+            if r.container_id != t.status.container_id && !r.container_id.is_empty() {
+                t.status.container_id = r.container_id.clone();
+                changed = true;
+            }
+            if r.pid != t.status.pid || r.exit_code != t.status.exit_code {
+                t.status.pid = r.pid;
+                t.status.exit_code = r.exit_code;
+                changed = true;
+            }
+            if r.healthy != t.healthy {
+                t.healthy = r.healthy;
+                changed = true;
+                wake = true;
+            }
+            if changed {
+                st.put_task(&mut ch, t, now);
+            }
+        }
+        // Status changes don't change assignments.
+        ch.touched_nodes.clear();
+        self.commit(&mut st, ch)?;
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// One pass of every controller.
+    pub fn reconcile(&self) -> Result<()> {
+        let now = now_nanos();
+        let mut st = lock(&self.state);
+        let mut ch = Change::default();
+        self.liveness(&mut st, &mut ch, now);
+        let ids: Vec<String> = st.services.keys().cloned().collect();
+        for id in &ids {
+            self.update_service_rollout(&mut st, &mut ch, id, now)?;
+            self.orchestrate(&mut st, &mut ch, id, now)?;
+        }
+        self.schedule(&mut st, &mut ch, now);
+        self.commit(&mut st, ch)
+    }
+
+    fn liveness(&self, st: &mut State, ch: &mut Change, now: i64) {
+        let grace = self.cfg.grace;
+        let down: Vec<String> = st
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Ready)
+            .filter(|n| st.last_seen.get(&n.id).is_none_or(|t| t.elapsed() > grace))
+            .map(|n| n.id.clone())
+            .collect();
+        for id in down {
+            let Some(mut n) = st.nodes.get(&id).cloned() else {
+                continue;
+            };
+            tracing::warn!(
+                "node {id} ({}) is down: no heartbeat for {grace:?}",
+                n.description.hostname
+            );
+            n.state = NodeState::Down;
+            n.message = "heartbeat failure".into();
+            st.put_node(ch, n, now);
+            let ids: Vec<String> = st
+                .by_node
+                .get(&id)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for tid in ids {
+                let Some(mut t) = st.tasks.get(&tid).cloned() else {
+                    continue;
+                };
+                if t.desired_state <= TaskState::Running {
+                    t.desired_state = TaskState::Shutdown;
+                    t.retire = Retire::Replace;
+                    if t.status.state < TaskState::Assigned {
+                        t.status = TaskStatus::new(TaskState::Orphaned, "node is down", now);
+                    }
+                    st.put_task(ch, t, now);
+                }
+            }
+        }
+    }
+
+    fn eligible(node: &Node, cons: &[scheduler::Constraint]) -> bool {
+        node.state == NodeState::Ready
+            && node.spec.availability == Availability::Active
+            && cons.iter().all(|c| c.matches(node))
+    }
+
+    fn orchestrate(&self, st: &mut State, ch: &mut Change, id: &str, now: i64) -> Result<()> {
+        let Some(svc) = st.services.get(id).cloned() else {
+            return Ok(());
+        };
+        let tasks: Vec<Task> = st.service_tasks(id).into_iter().cloned().collect();
+        // Tasks on drained nodes go; so do tasks that ended while wanted (restart policy).
+        for t in &tasks {
+            if t.desired_state > TaskState::Running {
+                continue;
+            }
+            let drained = st
+                .nodes
+                .get(&t.node_id)
+                .is_some_and(|n| n.spec.availability == Availability::Drain);
+            if drained {
+                let mut t = t.clone();
+                t.desired_state = TaskState::Shutdown;
+                t.retire = Retire::Replace;
+                st.put_task(ch, t, now);
+            } else if t.status.state.terminal() {
+                let mut t = t.clone();
+                t.desired_state = TaskState::Shutdown;
+                let p = t.spec.restart;
+                let failed = t.status.state != TaskState::Complete || t.status.exit_code != 0;
+                let wanted = match p.condition {
+                    RestartCondition::None => false,
+                    RestartCondition::OnFailure => failed,
+                    RestartCondition::Any => true,
+                };
+                let exhausted = p.max_attempts > 0 && t.attempt >= p.max_attempts;
+                t.retire = if wanted && !exhausted {
+                    Retire::Restart
+                } else {
+                    Retire::Done
+                };
+                t.restart_at = now + p.delay.max(0);
+                st.put_task(ch, t, now);
+            }
+        }
+        let tasks: Vec<Task> = st.service_tasks(id).into_iter().cloned().collect();
+        match svc.spec.mode {
+            Mode::Replicated { replicas } => {
+                let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+                for t in &tasks {
+                    slots.entry(t.slot).or_default().push(t);
+                }
+                for slot in 1..=replicas {
+                    let in_slot = slots.get(&slot).cloned().unwrap_or_default();
+                    if in_slot.iter().any(|t| t.live()) {
+                        continue;
+                    }
+                    let last = in_slot.iter().max_by_key(|t| (t.created_at, t.version));
+                    let attempt = match last {
+                        None => Some(0),
+                        Some(t) => match t.retire {
+                            Retire::Replace | Retire::Removed | Retire::Keep => Some(t.attempt),
+                            Retire::Restart if now >= t.restart_at => Some(t.attempt + 1),
+                            Retire::Restart | Retire::Done => None,
+                        },
+                    };
+                    if let Some(a) = attempt {
+                        let t = new_task(&svc, slot, "", a, now)?;
+                        st.put_task(ch, t, now);
+                    }
+                }
+                for (slot, in_slot) in slots.range(replicas + 1..) {
+                    let _ = slot;
+                    for t in in_slot
+                        .iter()
+                        .filter(|t| t.desired_state <= TaskState::Running)
+                    {
+                        let mut t = (*t).clone();
+                        t.desired_state = TaskState::Shutdown;
+                        t.retire = Retire::Removed;
+                        st.put_task(ch, t, now);
+                    }
+                }
+                // History: at most HISTORY ended tasks per slot.
+                for (slot, in_slot) in &slots {
+                    let mut ended: Vec<&&Task> = in_slot
+                        .iter()
+                        .filter(|t| {
+                            t.desired_state > TaskState::Running && t.status.state.terminal()
+                        })
+                        .collect();
+                    let keep = if *slot > replicas { 0 } else { HISTORY };
+                    if ended.len() > keep {
+                        ended.sort_by_key(|t| t.created_at);
+                        let drop_n = ended.len() - keep;
+                        let ids: Vec<String> =
+                            ended[..drop_n].iter().map(|t| t.id.clone()).collect();
+                        for i in ids {
+                            st.delete_task(ch, &i);
+                        }
+                    }
+                }
+            }
+            Mode::Global => {
+                let cons = scheduler::parse_constraints(&svc.spec.task.placement.constraints)
+                    .unwrap_or_default();
+                let nodes: Vec<Node> = st.nodes.values().cloned().collect();
+                for n in &nodes {
+                    let on: Vec<&Task> = tasks.iter().filter(|t| t.node_id == n.id).collect();
+                    let live = on.iter().any(|t| t.live());
+                    if Self::eligible(n, &cons) {
+                        if live {
+                            continue;
+                        }
+                        let last = on.iter().max_by_key(|t| (t.created_at, t.version));
+                        let attempt = match last {
+                            None => Some(0),
+                            Some(t) => match t.retire {
+                                Retire::Replace | Retire::Removed | Retire::Keep => Some(t.attempt),
+                                Retire::Restart if now >= t.restart_at => Some(t.attempt + 1),
+                                _ => None,
+                            },
+                        };
+                        if let Some(a) = attempt {
+                            let t = new_task(&svc, 0, &n.id, a, now)?;
+                            st.put_task(ch, t, now);
+                        }
+                    } else if n.spec.availability != Availability::Pause
+                        || n.state != NodeState::Ready
+                    {
+                        for t in on.iter().filter(|t| t.desired_state <= TaskState::Running) {
+                            let mut t = (*t).clone();
+                            t.desired_state = TaskState::Shutdown;
+                            t.retire = Retire::Removed;
+                            st.put_task(ch, t, now);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&self, st: &mut State, ch: &mut Change, now: i64) {
+        let mut pending: Vec<Task> = st
+            .tasks
+            .values()
+            .filter(|t| {
+                t.desired_state == TaskState::Running && t.status.state <= TaskState::Pending
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        pending.sort_by(|a, b| {
+            (&a.service_id, a.slot, a.created_at).cmp(&(&b.service_id, b.slot, b.created_at))
+        });
+        let nodes: Vec<Node> = st.nodes.values().cloned().collect();
+        let placed_tasks: Vec<Task> = st
+            .tasks
+            .values()
+            .filter(|t| t.live() && !t.node_id.is_empty() && t.status.state >= TaskState::Assigned)
+            .cloned()
+            .collect();
+        let mut s = Scheduler::new(&nodes, placed_tasks.iter());
+        let mut n = 0u64;
+        for mut t in pending {
+            match s.place(&t) {
+                Ok(node) => {
+                    t.node_id = node;
+                    t.status = TaskStatus::new(
+                        TaskState::Assigned,
+                        "scheduler assigned task to node",
+                        now,
+                    );
+                    n += 1;
+                }
+                Err(why) => {
+                    if t.status.state == TaskState::Pending && t.status.err == why {
+                        continue;
+                    }
+                    t.status = TaskStatus::new(TaskState::Pending, "pending task scheduling", now);
+                    t.status.err = why;
+                }
+            }
+            st.put_task(ch, t, now);
+        }
+        use std::sync::atomic::Ordering;
+        self.placed.fetch_add(n, Ordering::Relaxed);
+        self.place_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn update_service_rollout(
+        &self,
+        st: &mut State,
+        ch: &mut Change,
+        id: &str,
+        now: i64,
+    ) -> Result<()> {
+        let Some(mut svc) = st.services.get(id).cloned() else {
+            return Ok(());
+        };
+        let Some(mut us) = svc.update_status.clone() else {
+            return Ok(());
+        };
+        if !us.state.active() {
+            return Ok(());
+        }
+        let rolling_back = us.state.rolling_back();
+        let cfg = if rolling_back {
+            svc.spec.rollback
+        } else {
+            svc.spec.update
+        };
+        let tasks: Vec<Task> = st.service_tasks(id).into_iter().cloned().collect();
+        let current = |t: &Task| t.task_version == svc.task_version;
+        // A new task that failed while the update runs.
+        let failed = tasks.iter().find(|t| {
+            current(t)
+                && t.created_at >= us.started_at
+                && t.status.state.terminal()
+                && t.status.state != TaskState::Shutdown
+                && t.retire != Retire::Removed
+                && t.retire != Retire::Replace
+        });
+        if let Some(f) = failed {
+            if cfg.failure_action != FailureAction::Continue {
+                let why = if f.status.err.is_empty() {
+                    f.status.state.as_str().to_string()
+                } else {
+                    f.status.err.clone()
+                };
+                if cfg.failure_action == FailureAction::Rollback && !rolling_back {
+                    if let Some(prev) = svc.previous_spec.take() {
+                        let cur = std::mem::replace(&mut svc.spec, prev);
+                        svc.previous_spec = Some(cur);
+                        svc.task_version += 1;
+                        us = UpdateStatus {
+                            state: UpdateState::RollbackStarted,
+                            started_at: now,
+                            completed_at: 0,
+                            message: format!("update rolled back due to failure or early termination of task {}: {why}", f.id),
+                            next_batch_at: 0,
+                        };
+                        tracing::warn!("service {}: {}", svc.spec.name, us.message);
+                        svc.update_status = Some(us);
+                        st.put_service(ch, svc, now);
+                        return Ok(());
+                    }
+                }
+                us.state = if rolling_back {
+                    UpdateState::RollbackPaused
+                } else {
+                    UpdateState::Paused
+                };
+                us.message = format!(
+                    "{} paused due to failure or early termination of task {}: {why}",
+                    if rolling_back { "rollback" } else { "update" },
+                    f.id
+                );
+                tracing::warn!("service {}: {}", svc.spec.name, us.message);
+                svc.update_status = Some(us);
+                st.put_service(ch, svc, now);
+                return Ok(());
+            }
+        }
+        // The batch in flight: new tasks not yet running (and healthy).
+        let settled = |t: &Task| t.status.state == TaskState::Running && t.healthy != Some(false);
+        let in_flight: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| current(t) && t.live() && !settled(t))
+            .collect();
+        // Start-first: an old task goes once its replacement runs.
+        for t in tasks
+            .iter()
+            .filter(|t| current(t) && settled(t) && !t.replaces.is_empty())
+        {
+            if let Some(old) = st.tasks.get(&t.replaces).cloned() {
+                if old.desired_state <= TaskState::Running {
+                    let mut old = old;
+                    old.desired_state = TaskState::Shutdown;
+                    old.retire = Retire::Removed;
+                    st.put_task(ch, old, now);
+                }
+            }
+        }
+        if !in_flight.is_empty() {
+            return Ok(());
+        }
+        let old: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| {
+                !current(t)
+                    && t.desired_state <= TaskState::Running
+                    && !tasks.iter().any(|n| n.replaces == t.id && n.live())
+            })
+            .collect();
+        if old.is_empty() {
+            us.state = if rolling_back {
+                UpdateState::RollbackCompleted
+            } else {
+                UpdateState::Completed
+            };
+            us.completed_at = now;
+            us.message = if rolling_back {
+                "rollback completed".into()
+            } else {
+                "update completed".into()
+            };
+            svc.update_status = Some(us);
+            st.put_service(ch, svc, now);
+            return Ok(());
+        }
+        if us.next_batch_at == 0
+            && cfg.delay > 0
+            && tasks
+                .iter()
+                .any(|t| current(t) && t.created_at >= us.started_at)
+        {
+            us.next_batch_at = now + cfg.delay;
+            svc.update_status = Some(us);
+            st.put_service(ch, svc, now);
+            return Ok(());
+        }
+        if now < us.next_batch_at {
+            return Ok(());
+        }
+        let n = if cfg.parallelism == 0 {
+            old.len()
+        } else {
+            (cfg.parallelism as usize).min(old.len())
+        };
+        let mut batch: Vec<Task> = old.into_iter().cloned().collect();
+        batch.sort_by_key(|t| (t.slot, t.node_id.clone()));
+        batch.truncate(n);
+        for t in batch {
+            let node = if t.slot == 0 {
+                t.node_id.clone()
+            } else {
+                String::new()
+            };
+            let mut new = new_task(&svc, t.slot, &node, 0, now)?;
+            if cfg.order == UpdateOrder::StartFirst {
+                new.replaces = t.id.clone();
+            } else {
+                let mut old = t.clone();
+                old.desired_state = TaskState::Shutdown;
+                old.retire = Retire::Removed;
+                st.put_task(ch, old, now);
+            }
+            st.put_task(ch, new, now);
+        }
+        us.next_batch_at = 0;
+        svc.update_status = Some(us);
+        st.put_service(ch, svc, now);
+        Ok(())
+    }
+
+    // ---- the API of the manager (docker node/service/swarm) --------------------------
+
+    pub fn swarm(&self) -> SwarmInfo {
+        lock(&self.state).swarm.clone()
+    }
+
+    /// `docker swarm join-token --rotate ROLE`.
+    pub fn rotate_token(&self, role: Role) -> Result<SwarmInfo> {
+        let mut st = lock(&self.state);
+        let secret = ca::random_hex(16)?;
+        let digest = self.ca.digest()?;
+        let now = now_nanos();
+        let mut ch = Change::default();
+        match role {
+            Role::Worker => {
+                st.worker_secret = secret.clone();
+                st.swarm.worker_token = ca::make_token(&digest, &secret);
+                ch.batch.kv.push(("worker_secret".into(), secret));
+            }
+            Role::Manager => {
+                st.manager_secret = secret.clone();
+                st.swarm.manager_token = ca::make_token(&digest, &secret);
+                ch.batch.kv.push(("manager_secret".into(), secret));
+            }
+        }
+        st.swarm.version += 1;
+        st.swarm.updated_at = now;
+        ch.batch
+            .kv
+            .push(("swarm".into(), serde_json::to_string(&st.swarm)?));
+        self.commit(&mut st, ch)?;
+        Ok(st.swarm.clone())
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        lock(&self.state).nodes.values().cloned().collect()
+    }
+
+    pub fn node(&self, name: &str) -> Result<Node> {
+        lock(&self.state)
+            .find_node(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("node {name} not found")))
+    }
+
+    pub fn update_node(&self, name: &str, version: u64, spec: NodeSpec) -> Result<()> {
+        let mut st = lock(&self.state);
+        let mut n = st
+            .find_node(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("node {name} not found")))?;
+        if version != n.version {
+            return Err(Error::Conflict(format!(
+                "update out of sequence: node {} is at version {}, not {version}",
+                n.id, n.version
+            )));
+        }
+        if spec.role != n.spec.role {
+            return Err(Error::InvalidArgument(
+                "changing a node's role (promote/demote) needs masters on a shared store".into(),
+            ));
+        }
+        n.spec = spec;
+        let now = now_nanos();
+        let mut ch = Change::default();
+        st.put_node(&mut ch, n, now);
+        self.commit(&mut st, ch)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// `docker node rm`: only a node that is down (or with force).
+    pub fn remove_node(&self, name: &str, force: bool) -> Result<()> {
+        let mut st = lock(&self.state);
+        let n = st
+            .find_node(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("node {name} not found")))?;
+        if n.spec.role == Role::Manager {
+            return Err(Error::Conflict(format!("rpc error: node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.id)));
+        }
+        if n.state == NodeState::Ready && !force {
+            return Err(Error::Conflict(format!(
+                "node {} is not down and can't be removed",
+                n.id
+            )));
+        }
+        let now = now_nanos();
+        let mut ch = Change::default();
+        let ids: Vec<String> = st
+            .by_node
+            .get(&n.id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for tid in ids {
+            if let Some(mut t) = st.tasks.get(&tid).cloned() {
+                if t.desired_state <= TaskState::Running {
+                    t.desired_state = TaskState::Shutdown;
+                    t.retire = Retire::Replace;
+                    st.put_task(&mut ch, t, now);
+                }
+            }
+        }
+        st.nodes.remove(&n.id);
+        st.peers.retain(|_, v| *v != n.id);
+        ch.batch.nodes_deleted.push(n.id.clone());
+        lock(&self.store).delete_peer(&n.id)?;
+        self.commit(&mut st, ch)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn services(&self) -> Vec<Service> {
+        lock(&self.state).services.values().cloned().collect()
+    }
+
+    pub fn service(&self, name: &str) -> Result<Service> {
+        lock(&self.state)
+            .find_service(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("service {name} not found")))
+    }
+
+    pub fn validate(spec: &ServiceSpec) -> Result<()> {
+        crate::validate_spec(spec)
+    }
+
+    pub fn create_service(&self, spec: ServiceSpec) -> Result<String> {
+        Self::validate(&spec)?;
+        let mut st = lock(&self.state);
+        if st.services.values().any(|s| s.spec.name == spec.name) {
+            return Err(Error::Conflict(format!(
+                "service {} already exists",
+                spec.name
+            )));
+        }
+        let now = now_nanos();
+        let svc = Service {
+            id: random_id(25)?,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            spec,
+            previous_spec: None,
+            task_version: 1,
+            update_status: None,
+        };
+        let id = svc.id.clone();
+        let mut ch = Change::default();
+        st.put_service(&mut ch, svc, now);
+        self.orchestrate(&mut st, &mut ch, &id, now)?;
+        self.schedule(&mut st, &mut ch, now);
+        self.commit(&mut st, ch)?;
+        Ok(id)
+    }
+
+    /// `docker service update` (and `scale`): a changed task template starts a rolling
+    /// update; `rollback` swaps back to the previous spec.
+    pub fn update_service(
+        &self,
+        name: &str,
+        version: u64,
+        spec: Option<ServiceSpec>,
+        rollback: bool,
+    ) -> Result<()> {
+        let mut st = lock(&self.state);
+        let mut svc = st
+            .find_service(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("service {name} not found")))?;
+        if version != svc.version {
+            return Err(Error::Conflict(format!(
+                "update out of sequence: service {} is at version {}, not {version}",
+                svc.id, svc.version
+            )));
+        }
+        let now = now_nanos();
+        let spec = if rollback {
+            svc.previous_spec.clone().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "service {} does not have a previous spec",
+                    svc.spec.name
+                ))
+            })?
+        } else {
+            spec.ok_or_else(|| Error::InvalidArgument("no spec".into()))?
+        };
+        Self::validate(&spec)?;
+        if spec.name != svc.spec.name && st.services.values().any(|s| s.spec.name == spec.name) {
+            return Err(Error::Conflict(format!(
+                "service {} already exists",
+                spec.name
+            )));
+        }
+        let template_changed = spec.task != svc.spec.task;
+        let old = std::mem::replace(&mut svc.spec, spec);
+        if template_changed || rollback {
+            svc.previous_spec = Some(old);
+            svc.task_version += 1;
+            svc.update_status = Some(UpdateStatus {
+                state: if rollback {
+                    UpdateState::RollbackStarted
+                } else {
+                    UpdateState::Updating
+                },
+                started_at: now,
+                completed_at: 0,
+                message: if rollback {
+                    "manually requested rollback".into()
+                } else {
+                    "update in progress".into()
+                },
+                next_batch_at: 0,
+            });
+        } else {
+            svc.previous_spec = Some(old);
+        }
+        let id = svc.id.clone();
+        let mut ch = Change::default();
+        st.put_service(&mut ch, svc, now);
+        self.update_service_rollout(&mut st, &mut ch, &id, now)?;
+        self.orchestrate(&mut st, &mut ch, &id, now)?;
+        self.schedule(&mut st, &mut ch, now);
+        self.commit(&mut st, ch)?;
+        Ok(())
+    }
+
+    pub fn remove_service(&self, name: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        let svc = st
+            .find_service(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("service {name} not found")))?;
+        let mut ch = Change::default();
+        let ids: Vec<String> = st
+            .by_service
+            .get(&svc.id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for t in ids {
+            st.delete_task(&mut ch, &t);
+        }
+        st.services.remove(&svc.id);
+        st.by_service.remove(&svc.id);
+        ch.batch.services_deleted.push(svc.id);
+        self.commit(&mut st, ch)
+    }
+
+    pub fn tasks(&self) -> Vec<Task> {
+        lock(&self.state).tasks.values().cloned().collect()
+    }
+
+    pub fn task(&self, id: &str) -> Result<Task> {
+        let st = lock(&self.state);
+        st.tasks
+            .get(id)
+            .or_else(|| {
+                let m: Vec<&Task> = st.tasks.values().filter(|t| t.id.starts_with(id)).collect();
+                (m.len() == 1).then(|| m[0])
+            })
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("task {id} not found")))
+    }
+
+    /// The manager's node id (from its own certificate).
+    pub fn self_node(&self) -> Option<Node> {
+        lock(&self.state).nodes.values().find(|n| n.leader).cloned()
+    }
+}
+
+fn host_of(addr: &str) -> String {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_else(|| addr.to_string())
+}

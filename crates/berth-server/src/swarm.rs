@@ -1,0 +1,466 @@
+//! The Swarm-mode API (`/swarm`, `/nodes`, `/services`, `/tasks`): routes and handlers over
+//! [`berth_cluster::Cluster`]. Conversions live in [`crate::convert::swarm`].
+
+use std::sync::Arc;
+
+use berth_api::types::swarm as w;
+use berth_api::Filters;
+use berth_cluster::model::{Role, TaskState};
+use berth_cluster::{Cluster, Error as ClusterError};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::{self, Body};
+use crate::convert::create::parse_body;
+use crate::convert::swarm as conv;
+use crate::error::ApiError;
+use crate::handlers::json;
+use crate::query::Query;
+
+const JSON_LIMIT: usize = 4 << 20;
+
+/// A Swarm-mode request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwarmAction {
+    Inspect,
+    Init,
+    Join,
+    Leave {
+        force: bool,
+    },
+    Update {
+        rotate_worker: bool,
+        rotate_manager: bool,
+    },
+    UnlockKey,
+    NodeList {
+        filters: Filters,
+    },
+    NodeInspect {
+        id: String,
+    },
+    NodeUpdate {
+        id: String,
+        version: u64,
+    },
+    NodeRemove {
+        id: String,
+        force: bool,
+    },
+    ServiceList {
+        filters: Filters,
+        status: bool,
+    },
+    ServiceCreate,
+    ServiceInspect {
+        id: String,
+    },
+    ServiceUpdate {
+        id: String,
+        version: u64,
+        rollback: bool,
+    },
+    ServiceRemove {
+        id: String,
+    },
+    TaskList {
+        filters: Filters,
+    },
+    TaskInspect {
+        id: String,
+    },
+}
+
+fn version_param(q: &Query) -> Result<u64, ApiError> {
+    let v = q.get("version").unwrap_or("");
+    v.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid or missing version parameter {v:?}: the object's Version.Index is required"
+        ))
+    })
+}
+
+/// Routes `/swarm...`, `/nodes...`, `/services...`, `/tasks...`; `None` for other paths.
+pub fn route(method: &Method, path: &str, q: &Query) -> Option<Result<SwarmAction, ApiError>> {
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    let delete = method == Method::DELETE;
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let r = (|| -> Result<Option<SwarmAction>, ApiError> {
+        Ok(Some(match seg.as_slice() {
+            ["swarm"] if get => SwarmAction::Inspect,
+            ["swarm", "init"] if post => SwarmAction::Init,
+            ["swarm", "join"] if post => SwarmAction::Join,
+            ["swarm", "leave"] if post => SwarmAction::Leave {
+                force: q.bool("force"),
+            },
+            ["swarm", "update"] if post => SwarmAction::Update {
+                rotate_worker: q.bool("rotateWorkerToken"),
+                rotate_manager: q.bool("rotateManagerToken"),
+            },
+            ["swarm", "unlockkey"] if get => SwarmAction::UnlockKey,
+            ["nodes"] if get => SwarmAction::NodeList {
+                filters: q.filters()?,
+            },
+            ["nodes", id] if get => SwarmAction::NodeInspect { id: id.to_string() },
+            ["nodes", id, "update"] if post => SwarmAction::NodeUpdate {
+                id: id.to_string(),
+                version: version_param(q)?,
+            },
+            ["nodes", id] if delete => SwarmAction::NodeRemove {
+                id: id.to_string(),
+                force: q.bool("force"),
+            },
+            ["services"] if get => SwarmAction::ServiceList {
+                filters: q.filters()?,
+                status: q.bool("status"),
+            },
+            ["services", "create"] if post => SwarmAction::ServiceCreate,
+            ["services", id] if get => SwarmAction::ServiceInspect { id: id.to_string() },
+            ["services", id, "update"] if post => SwarmAction::ServiceUpdate {
+                id: id.to_string(),
+                version: version_param(q)?,
+                rollback: q.get("rollback") == Some("previous"),
+            },
+            ["services", id] if delete => SwarmAction::ServiceRemove { id: id.to_string() },
+            ["tasks"] if get => SwarmAction::TaskList {
+                filters: q.filters()?,
+            },
+            ["tasks", id] if get => SwarmAction::TaskInspect { id: id.to_string() },
+            _ => return Ok(None),
+        }))
+    })();
+    match r {
+        Ok(Some(a)) => Some(Ok(a)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+fn err(e: ClusterError) -> ApiError {
+    let status = match &e {
+        ClusterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ClusterError::NotFound(_) => StatusCode::NOT_FOUND,
+        ClusterError::Conflict(_) => StatusCode::CONFLICT,
+        ClusterError::InvalidArgument(_) | ClusterError::Refused(_) => StatusCode::BAD_REQUEST,
+        ClusterError::Engine(e) => ApiError::status_of(e.kind()),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> berth_cluster::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(err),
+        Err(e) => Err(ApiError::internal(format!("cluster call failed: {e}"))),
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
+    parse_body(what, &bytes)
+}
+
+fn no_cluster() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.")
+}
+
+pub async fn handle(
+    cluster: Option<&Arc<Cluster>>,
+    action: SwarmAction,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let cluster = cluster.ok_or_else(no_cluster)?;
+    Ok(match action {
+        SwarmAction::Init => {
+            let b: w::InitRequest = read(req, "swarm init").await?;
+            let id = cluster
+                .init(berth_cluster::InitRequest {
+                    listen_addr: b.listen_addr,
+                    advertise_addr: b.advertise_addr,
+                })
+                .await
+                .map_err(err)?;
+            json(StatusCode::OK, &id)
+        }
+        SwarmAction::Join => {
+            let b: w::JoinRequest = read(req, "swarm join").await?;
+            cluster
+                .join(berth_cluster::JoinRequest {
+                    remote_addrs: b.remote_addrs,
+                    token: b.join_token,
+                    listen_addr: b.listen_addr,
+                    advertise_addr: b.advertise_addr,
+                })
+                .await
+                .map_err(err)?;
+            empty(StatusCode::OK)
+        }
+        SwarmAction::Leave { force } => {
+            cluster.leave(force).await.map_err(err)?;
+            empty(StatusCode::OK)
+        }
+        SwarmAction::Inspect => {
+            let m = cluster.master().map_err(err)?;
+            json(StatusCode::OK, &conv::swarm(&m.swarm()))
+        }
+        SwarmAction::Update {
+            rotate_worker,
+            rotate_manager,
+        } => {
+            let m = cluster.master().map_err(err)?;
+            if rotate_worker {
+                let m = m.clone();
+                blocking(move || m.rotate_token(Role::Worker)).await?;
+            }
+            if rotate_manager {
+                blocking(move || m.rotate_token(Role::Manager)).await?;
+            }
+            empty(StatusCode::OK)
+        }
+        SwarmAction::UnlockKey => {
+            cluster.master().map_err(err)?;
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no unlock key is set: this swarm does not lock its managers",
+            ));
+        }
+        SwarmAction::NodeList { filters } => {
+            let m = cluster.master().map_err(err)?;
+            filters
+                .validate(&["id", "label", "name", "node.label", "membership", "role"])
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let nodes: Vec<w::Node> = m
+                .nodes()
+                .iter()
+                .filter(|n| {
+                    filters.include_any("id", [n.id.as_str()].into_iter())
+                        && (filters.get("name").is_empty()
+                            || filters
+                                .get("name")
+                                .iter()
+                                .any(|x| n.description.hostname.contains(x.as_str())))
+                        && filters.include(
+                            "role",
+                            if n.spec.role == Role::Manager {
+                                "manager"
+                            } else {
+                                "worker"
+                            },
+                        )
+                        && filters.include("membership", "accepted")
+                        && node_labels_match(&filters, &n.spec.labels)
+                })
+                .map(conv::node)
+                .collect();
+            json(StatusCode::OK, &nodes)
+        }
+        SwarmAction::NodeInspect { id } => {
+            let m = cluster.master().map_err(err)?;
+            let id = if id == "self" {
+                cluster.status().node_id
+            } else {
+                id
+            };
+            json(StatusCode::OK, &conv::node(&m.node(&id).map_err(err)?))
+        }
+        SwarmAction::NodeUpdate { id, version } => {
+            let m = cluster.master().map_err(err)?;
+            let b: w::NodeSpec = read(req, "node update").await?;
+            let spec = conv::node_spec(&b)?;
+            blocking(move || m.update_node(&id, version, spec)).await?;
+            empty(StatusCode::OK)
+        }
+        SwarmAction::NodeRemove { id, force } => {
+            let m = cluster.master().map_err(err)?;
+            blocking(move || m.remove_node(&id, force)).await?;
+            empty(StatusCode::OK)
+        }
+        SwarmAction::ServiceList { filters, status } => {
+            let m = cluster.master().map_err(err)?;
+            filters
+                .validate(&["id", "label", "mode", "name"])
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let tasks = m.tasks();
+            let list: Vec<w::Service> = m
+                .services()
+                .iter()
+                .filter(|s| {
+                    filters.include_any("id", [s.id.as_str()].into_iter())
+                        && (filters.get("name").is_empty()
+                            || filters
+                                .get("name")
+                                .iter()
+                                .any(|x| s.spec.name.starts_with(x.as_str())))
+                        && filters.include(
+                            "mode",
+                            if s.spec.replicas().is_some() {
+                                "replicated"
+                            } else {
+                                "global"
+                            },
+                        )
+                        && filters.matches_label(&s.spec.labels)
+                })
+                .map(|s| {
+                    let mine: Vec<&berth_cluster::model::Task> =
+                        tasks.iter().filter(|t| t.service_id == s.id).collect();
+                    conv::service(s, status.then_some(mine.as_slice()))
+                })
+                .collect();
+            json(StatusCode::OK, &list)
+        }
+        SwarmAction::ServiceCreate => {
+            let m = cluster.master().map_err(err)?;
+            let b: w::ServiceSpec = read(req, "service create").await?;
+            let spec = conv::service_spec(&b)?;
+            let image = spec.task.image.clone();
+            let engine = cluster.engine().clone();
+            let found = tokio::task::spawn_blocking(move || engine.image_inspect(&image)).await;
+            if !matches!(found, Ok(Ok(_))) {
+                return Err(ApiError::bad_request(format!(
+                    "No such image: {} (Berth has no registry: load or import it on the nodes, the manager included)",
+                    spec.task.image
+                )));
+            }
+            let id = blocking(move || m.create_service(spec)).await?;
+            json(
+                StatusCode::CREATED,
+                &w::ServiceCreateResponse { id, warnings: None },
+            )
+        }
+        SwarmAction::ServiceInspect { id } => {
+            let m = cluster.master().map_err(err)?;
+            json(
+                StatusCode::OK,
+                &conv::service(&m.service(&id).map_err(err)?, None),
+            )
+        }
+        SwarmAction::ServiceUpdate {
+            id,
+            version,
+            rollback,
+        } => {
+            let m = cluster.master().map_err(err)?;
+            let b: w::ServiceSpec = read(req, "service update").await?;
+            let spec = if rollback {
+                None
+            } else {
+                Some(conv::service_spec(&b)?)
+            };
+            if let Some(s) = &spec {
+                let image = s.task.image.clone();
+                let engine = cluster.engine().clone();
+                let found = tokio::task::spawn_blocking(move || engine.image_inspect(&image)).await;
+                if !matches!(found, Ok(Ok(_))) {
+                    return Err(ApiError::bad_request(format!(
+                        "No such image: {}",
+                        s.task.image
+                    )));
+                }
+            }
+            blocking(move || m.update_service(&id, version, spec, rollback)).await?;
+            json(
+                StatusCode::OK,
+                &w::ServiceCreateResponse {
+                    id: String::new(),
+                    warnings: None,
+                },
+            )
+        }
+        SwarmAction::ServiceRemove { id } => {
+            let m = cluster.master().map_err(err)?;
+            blocking(move || m.remove_service(&id)).await?;
+            empty(StatusCode::OK)
+        }
+        SwarmAction::TaskList { filters } => {
+            let m = cluster.master().map_err(err)?;
+            filters
+                .validate(&[
+                    "id",
+                    "name",
+                    "service",
+                    "node",
+                    "label",
+                    "desired-state",
+                    "_up-to-date",
+                ])
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let services = m.services();
+            let nodes = m.nodes();
+            let me = cluster.status().node_id;
+            let up_to_date = filters.contains("_up-to-date");
+            let list: Vec<w::Task> = m
+                .tasks()
+                .iter()
+                .filter(|t| {
+                    let svc = services.iter().find(|s| s.id == t.service_id);
+                    let node_ok = filters.get("node").is_empty()
+                        || filters.get("node").iter().any(|f| {
+                            let f = if f == "self" { me.as_str() } else { f.as_str() };
+                            t.node_id == f
+                                || nodes.iter().any(|n| {
+                                    n.id == t.node_id
+                                        && (n.description.hostname == f || n.id.starts_with(f))
+                                })
+                        });
+                    let service_ok = filters.get("service").is_empty()
+                        || filters.get("service").iter().any(|f| {
+                            t.service_id == *f
+                                || t.service_name == *f
+                                || t.service_id.starts_with(f.as_str())
+                        });
+                    let desired_ok = filters.get("desired-state").is_empty()
+                        || filters
+                            .get("desired-state")
+                            .iter()
+                            .any(|d| match d.as_str() {
+                                "running" => t.desired_state == TaskState::Running,
+                                "shutdown" => t.desired_state == TaskState::Shutdown,
+                                "accepted" => t.desired_state == TaskState::Accepted,
+                                _ => false,
+                            });
+                    let name_ok = filters.get("name").is_empty()
+                        || filters.get("name").iter().any(|f| {
+                            t.container_name().starts_with(f.as_str())
+                                || format!("{}.{}", t.service_name, t.slot).starts_with(f.as_str())
+                        });
+                    let current_ok =
+                        !up_to_date || svc.is_some_and(|s| s.task_version == t.task_version);
+                    filters.include_any("id", [t.id.as_str()].into_iter())
+                        && node_ok
+                        && service_ok
+                        && desired_ok
+                        && name_ok
+                        && current_ok
+                })
+                .map(conv::task)
+                .collect();
+            json(StatusCode::OK, &list)
+        }
+        SwarmAction::TaskInspect { id } => {
+            let m = cluster.master().map_err(err)?;
+            json(StatusCode::OK, &conv::task(&m.task(&id).map_err(err)?))
+        }
+    })
+}
+
+fn node_labels_match(f: &Filters, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    f.get("node.label")
+        .iter()
+        .all(|want| match want.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(want.as_str()),
+        })
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = status;
+    r
+}
