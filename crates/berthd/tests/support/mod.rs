@@ -223,6 +223,8 @@ pub struct Daemon {
     pub tag: String,
     /// More daemon flags, kept for every (re)launch.
     pub extra_args: Vec<String>,
+    /// A command berthd runs under (e.g. `nsenter --net=...`), kept for every (re)launch.
+    pub prefix: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
     starts: u32,
@@ -289,7 +291,22 @@ impl Daemon {
         Daemon::start_bare_peer(test, extra_args, Peer::from_env())
     }
 
+    /// Starts berthd (no default bridge) under `prefix`, a command that execs its
+    /// arguments (to run it in another network namespace), and imports busybox.
+    pub fn start_wrapped(test: &str, prefix: &[String]) -> Daemon {
+        Daemon::start_bare_full(
+            test,
+            &["--bridge".to_string(), "none".to_string()],
+            Peer::Berthd,
+            prefix,
+        )
+    }
+
     fn start_bare_peer(test: &str, extra_args: &[String], peer: Peer) -> Daemon {
+        Daemon::start_bare_full(test, extra_args, peer, &[])
+    }
+
+    fn start_bare_full(test: &str, extra_args: &[String], peer: Peer, prefix: &[String]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bd-")
             .tempdir_in("/tmp")
@@ -311,6 +328,7 @@ impl Daemon {
             tag,
             dir,
             extra_args: extra_args.to_vec(),
+            prefix: prefix.to_vec(),
             child: None,
             starts: 0,
         };
@@ -349,7 +367,14 @@ impl Daemon {
                         bin.display()
                     );
                 }
-                let mut c = Command::new(&bin);
+                let mut c = match self.prefix.split_first() {
+                    Some((first, rest)) => {
+                        let mut c = Command::new(first);
+                        c.args(rest).arg(&bin);
+                        c
+                    }
+                    None => Command::new(&bin),
+                };
                 c.args(["-H", &host]);
                 c.arg("--data-root").arg(&self.data_root);
                 c.arg("--exec-root").arg(&self.exec_root);
@@ -424,6 +449,13 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Kills the daemon, its shims and its containers with SIGKILL (a lost node).
+    pub fn kill_all(&mut self) {
+        self.kill9();
+        kill_matching(&self.dir.to_string_lossy());
+        remove_cgroups(&dir_names(&self.data_root.join("containers")), "");
     }
 
     /// Stops the daemon with SIGTERM (SIGKILL after `grace`).
