@@ -126,15 +126,8 @@ pub fn hex(b: &[u8]) -> String {
 /// A fresh random secret, hex.
 pub fn random_hex(bytes: usize) -> Result<String> {
     let mut b = vec![0u8; bytes];
-    getrandom(&mut b)?;
+    crate::fill_random(&mut b)?;
     Ok(hex(&b))
-}
-
-fn getrandom(buf: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| Error::Io(format!("/dev/urandom: {e}")))
 }
 
 /// `SWMTKN-1-<ca digest>-<secret>`.

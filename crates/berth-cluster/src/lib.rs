@@ -37,21 +37,36 @@ pub fn now_nanos() -> i64 {
 pub fn random_id(len: usize) -> Result<String> {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = String::with_capacity(len);
-    let mut buf = vec![0u8; len * 2];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Error::Io(format!("/dev/urandom: {e}")))?;
-    for b in buf {
-        // 252 = 7 * 36: no bias.
-        if b < 252 {
-            out.push(ALPHABET[(b % 36) as usize] as char);
-            if out.len() == len {
-                return Ok(out);
+    while out.len() < len {
+        let mut buf = [0u8; 64];
+        fill_random(&mut buf)?;
+        for b in buf {
+            // 252 = 7 * 36: no bias.
+            if b < 252 && out.len() < len {
+                out.push(ALPHABET[(b % 36) as usize] as char);
             }
         }
     }
-    random_id(len)
+    Ok(out)
+}
+
+/// Fills `buf` from the kernel's CSPRNG (getrandom(2); no file to open per id).
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: the pointer and length describe `rest`, which lives across the call.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::Io(format!("getrandom: {e}")));
+        }
+        done += n as usize;
+    }
+    Ok(())
 }
 
 /// Checks a service spec before anything is made: its name, image, constraints,

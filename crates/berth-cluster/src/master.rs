@@ -50,7 +50,6 @@ pub struct MasterConfig {
 struct State {
     swarm: SwarmInfo,
     nodes: BTreeMap<String, Node>,
-    last_seen: HashMap<String, Instant>,
     /// Certificate fingerprint → node id.
     peers: HashMap<String, String>,
     services: BTreeMap<String, Service>,
@@ -69,6 +68,11 @@ pub struct Master {
     cfg: MasterConfig,
     ca: Ca,
     state: Mutex<State>,
+    /// Heartbeats, kept apart from the state so that a long change never delays them.
+    last_seen: Mutex<HashMap<String, Instant>>,
+    /// When the last reconcile pass ended: a master that stalled longer than the grace
+    /// gives its nodes a fresh one instead of calling them down.
+    last_pass: Mutex<Instant>,
     store: Mutex<Store>,
     wake: Notify,
     versions: watch::Sender<u64>,
@@ -300,7 +304,6 @@ impl Master {
             manager_secret: store.get("manager_secret")?.unwrap_or_default(),
             swarm,
             nodes: BTreeMap::new(),
-            last_seen: HashMap::new(),
             peers,
             services: BTreeMap::new(),
             tasks: HashMap::new(),
@@ -310,9 +313,10 @@ impl Master {
             counter: 1,
         };
         let start = Instant::now();
+        let mut seen = HashMap::new();
         for n in loaded.nodes {
             // A restarted master gives every node a fresh grace before calling it down.
-            st.last_seen.insert(n.id.clone(), start);
+            seen.insert(n.id.clone(), start);
             st.nodes.insert(n.id.clone(), n);
         }
         for s in loaded.services {
@@ -336,6 +340,8 @@ impl Master {
             cfg,
             ca,
             state: Mutex::new(st),
+            last_seen: Mutex::new(seen),
+            last_pass: Mutex::new(start),
             store: Mutex::new(store),
             wake: Notify::new(),
             versions,
@@ -421,16 +427,28 @@ impl Master {
                 };
                 if path == "/report" {
                     let req: ReportRequest = serde_json::from_slice(&body).map_err(bad)?;
-                    self.report(&node, None, &req.reports).map_err(err)?;
+                    let me = self.clone();
+                    tokio::task::spawn_blocking(move || me.report(&node, None, &req.reports))
+                        .await
+                        .map_err(|e| RpcError(500, e.to_string()))?
+                        .map_err(err)?;
                     return Ok(b"{}".to_vec());
                 }
+                lock(&self.last_seen).insert(node.clone(), Instant::now());
                 let req: SessionRequest = serde_json::from_slice(&body).map_err(bad)?;
-                self.report(&node, Some(&req.description), &req.reports)
-                    .map_err(err)?;
+                let req_since = req.since;
+                let me = self.clone();
+                let n = node.clone();
+                tokio::task::spawn_blocking(move || {
+                    me.report(&n, Some(&req.description), &req.reports)
+                })
+                .await
+                .map_err(|e| RpcError(500, e.to_string()))?
+                .map_err(err)?;
                 let mut rx = self.versions.subscribe();
                 let deadline = tokio::time::Instant::now() + self.cfg.heartbeat;
                 loop {
-                    if let Some(resp) = self.assignments(&node, req.since) {
+                    if let Some(resp) = self.assignments(&node, req_since) {
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
                     if tokio::time::timeout_at(deadline, rx.changed())
@@ -438,7 +456,7 @@ impl Master {
                         .is_err()
                     {
                         let resp = self.assignments(&node, 0).unwrap_or(SessionResponse {
-                            version: req.since,
+                            version: req_since,
                             tasks: Vec::new(),
                             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
                         });
@@ -538,7 +556,7 @@ impl Master {
         ch.batch.kv.push((format!("peer:{fp}"), id.clone()));
         st.put_node(&mut ch, node, now);
         st.peers.insert(fp, id.clone());
-        st.last_seen.insert(id.clone(), Instant::now());
+        lock(&self.last_seen).insert(id.clone(), Instant::now());
         self.commit(&mut st, ch)?;
         tracing::info!(
             "node {id} ({}) joined as a worker",
@@ -566,7 +584,6 @@ impl Master {
         let mut ch = Change::default();
         let mut wake = false;
         if let Some(d) = desc {
-            st.last_seen.insert(node.to_string(), Instant::now());
             if let Some(n) = st.nodes.get(node).cloned() {
                 if n.state != NodeState::Ready || n.description != *d {
                     let mut n = n;
@@ -642,13 +659,26 @@ impl Master {
 
     fn liveness(&self, st: &mut State, ch: &mut Change, now: i64) {
         let grace = self.cfg.grace;
+        let mut seen = lock(&self.last_seen);
+        {
+            let mut last = lock(&self.last_pass);
+            if last.elapsed() > grace / 2 {
+                // This master was stalled: nobody could have been heard. A fresh grace.
+                let fresh = Instant::now();
+                for t in seen.values_mut() {
+                    *t = fresh;
+                }
+            }
+            *last = Instant::now();
+        }
         let down: Vec<String> = st
             .nodes
             .values()
             .filter(|n| n.state == NodeState::Ready)
-            .filter(|n| st.last_seen.get(&n.id).is_none_or(|t| t.elapsed() > grace))
+            .filter(|n| seen.get(&n.id).is_none_or(|t| t.elapsed() > grace))
             .map(|n| n.id.clone())
             .collect();
+        drop(seen);
         for id in down {
             let Some(mut n) = st.nodes.get(&id).cloned() else {
                 continue;
@@ -691,147 +721,165 @@ impl Master {
         let Some(svc) = st.services.get(id).cloned() else {
             return Ok(());
         };
-        let tasks: Vec<Task> = st.service_tasks(id).into_iter().cloned().collect();
-        // Tasks on drained nodes go; so do tasks that ended while wanted (restart policy).
-        for t in &tasks {
-            if t.desired_state > TaskState::Running {
-                continue;
-            }
-            let drained = st
-                .nodes
-                .get(&t.node_id)
-                .is_some_and(|n| n.spec.availability == Availability::Drain);
-            if drained {
-                let mut t = t.clone();
-                t.desired_state = TaskState::Shutdown;
-                t.retire = Retire::Replace;
-                st.put_task(ch, t, now);
-            } else if t.status.state.terminal() {
-                let mut t = t.clone();
-                t.desired_state = TaskState::Shutdown;
-                let p = t.spec.restart;
-                let failed = t.status.state != TaskState::Complete || t.status.exit_code != 0;
-                let wanted = match p.condition {
-                    RestartCondition::None => false,
-                    RestartCondition::OnFailure => failed,
-                    RestartCondition::Any => true,
-                };
-                let exhausted = p.max_attempts > 0 && t.attempt >= p.max_attempts;
-                t.retire = if wanted && !exhausted {
-                    Retire::Restart
-                } else {
-                    Retire::Done
-                };
-                t.restart_at = now + p.delay.max(0);
-                st.put_task(ch, t, now);
-            }
+        // Decisions are made on references; only the tasks that change are cloned.
+        enum Act {
+            Retire(String, Retire, i64),
+            New(u64, String, u64),
+            Delete(String),
         }
-        let tasks: Vec<Task> = st.service_tasks(id).into_iter().cloned().collect();
-        match svc.spec.mode {
-            Mode::Replicated { replicas } => {
-                let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
-                for t in &tasks {
-                    slots.entry(t.slot).or_default().push(t);
+        let mut acts: Vec<Act> = Vec::new();
+        {
+            let tasks = st.service_tasks(id);
+            // Tasks on drained nodes go; so do tasks that ended while wanted (restart
+            // policy). What this pass retires counts as retired below.
+            let mut retired: HashMap<&str, Retire> = HashMap::new();
+            for t in &tasks {
+                if t.desired_state > TaskState::Running {
+                    continue;
                 }
-                for slot in 1..=replicas {
-                    let in_slot = slots.get(&slot).cloned().unwrap_or_default();
-                    if in_slot.iter().any(|t| t.live()) {
-                        continue;
-                    }
-                    let last = in_slot.iter().max_by_key(|t| (t.created_at, t.version));
-                    let attempt = match last {
-                        None => Some(0),
-                        Some(t) => match t.retire {
-                            Retire::Replace | Retire::Removed | Retire::Keep => Some(t.attempt),
-                            Retire::Restart if now >= t.restart_at => Some(t.attempt + 1),
-                            Retire::Restart | Retire::Done => None,
-                        },
+                let drained = st
+                    .nodes
+                    .get(&t.node_id)
+                    .is_some_and(|n| n.spec.availability == Availability::Drain);
+                if drained {
+                    acts.push(Act::Retire(t.id.clone(), Retire::Replace, 0));
+                    retired.insert(&t.id, Retire::Replace);
+                } else if t.status.state.terminal() {
+                    let p = t.spec.restart;
+                    let failed = t.status.state != TaskState::Complete || t.status.exit_code != 0;
+                    let wanted = match p.condition {
+                        RestartCondition::None => false,
+                        RestartCondition::OnFailure => failed,
+                        RestartCondition::Any => true,
                     };
-                    if let Some(a) = attempt {
-                        let t = new_task(&svc, slot, "", a, now)?;
-                        st.put_task(ch, t, now);
-                    }
-                }
-                for (slot, in_slot) in slots.range(replicas + 1..) {
-                    let _ = slot;
-                    for t in in_slot
-                        .iter()
-                        .filter(|t| t.desired_state <= TaskState::Running)
-                    {
-                        let mut t = (*t).clone();
-                        t.desired_state = TaskState::Shutdown;
-                        t.retire = Retire::Removed;
-                        st.put_task(ch, t, now);
-                    }
-                }
-                // History: at most HISTORY ended tasks per slot.
-                for (slot, in_slot) in &slots {
-                    let mut ended: Vec<&&Task> = in_slot
-                        .iter()
-                        .filter(|t| {
-                            t.desired_state > TaskState::Running && t.status.state.terminal()
-                        })
-                        .collect();
-                    let keep = if *slot > replicas { 0 } else { HISTORY };
-                    if ended.len() > keep {
-                        ended.sort_by_key(|t| t.created_at);
-                        let drop_n = ended.len() - keep;
-                        let ids: Vec<String> =
-                            ended[..drop_n].iter().map(|t| t.id.clone()).collect();
-                        for i in ids {
-                            st.delete_task(ch, &i);
-                        }
-                    }
+                    let exhausted = p.max_attempts > 0 && t.attempt >= p.max_attempts;
+                    let r = if wanted && !exhausted {
+                        Retire::Restart
+                    } else {
+                        Retire::Done
+                    };
+                    acts.push(Act::Retire(t.id.clone(), r, now + p.delay.max(0)));
+                    retired.insert(&t.id, r);
                 }
             }
-            Mode::Global => {
-                let cons = scheduler::parse_constraints(&svc.spec.task.placement.constraints)
-                    .unwrap_or_default();
-                let nodes: Vec<Node> = st.nodes.values().cloned().collect();
-                for n in &nodes {
-                    let on: Vec<&Task> = tasks.iter().filter(|t| t.node_id == n.id).collect();
-                    let live = on.iter().any(|t| t.live());
-                    if Self::eligible(n, &cons) {
-                        if live {
+            let live = |t: &Task| t.live() && !retired.contains_key(t.id.as_str());
+            let retire_of = |t: &Task| retired.get(t.id.as_str()).copied().unwrap_or(t.retire);
+            let restart_at = |t: &Task| {
+                if retired.contains_key(t.id.as_str()) {
+                    now + t.spec.restart.delay.max(0)
+                } else {
+                    t.restart_at
+                }
+            };
+            let next_attempt = |last: Option<&&Task>| -> Option<u64> {
+                match last {
+                    None => Some(0),
+                    Some(t) => match retire_of(t) {
+                        Retire::Replace | Retire::Removed | Retire::Keep => Some(t.attempt),
+                        Retire::Restart if now >= restart_at(t) => Some(t.attempt + 1),
+                        Retire::Restart | Retire::Done => None,
+                    },
+                }
+            };
+            match svc.spec.mode {
+                Mode::Replicated { replicas } => {
+                    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+                    for t in &tasks {
+                        slots.entry(t.slot).or_default().push(t);
+                    }
+                    let empty = Vec::new();
+                    for slot in 1..=replicas {
+                        let in_slot = slots.get(&slot).unwrap_or(&empty);
+                        if in_slot.iter().any(|t| live(t)) {
                             continue;
                         }
-                        let last = on.iter().max_by_key(|t| (t.created_at, t.version));
-                        let attempt = match last {
-                            None => Some(0),
-                            Some(t) => match t.retire {
-                                Retire::Replace | Retire::Removed | Retire::Keep => Some(t.attempt),
-                                Retire::Restart if now >= t.restart_at => Some(t.attempt + 1),
-                                _ => None,
-                            },
-                        };
-                        if let Some(a) = attempt {
-                            let t = new_task(&svc, 0, &n.id, a, now)?;
-                            st.put_task(ch, t, now);
+                        let last = in_slot.iter().max_by_key(|t| (t.created_at, t.version));
+                        if let Some(a) = next_attempt(last) {
+                            acts.push(Act::New(slot, String::new(), a));
                         }
-                    } else if n.spec.availability != Availability::Pause
-                        || n.state != NodeState::Ready
-                    {
-                        for t in on.iter().filter(|t| t.desired_state <= TaskState::Running) {
-                            let mut t = (*t).clone();
-                            t.desired_state = TaskState::Shutdown;
-                            t.retire = Retire::Removed;
-                            st.put_task(ch, t, now);
+                    }
+                    for in_slot in slots.range(replicas + 1..).map(|(_, v)| v) {
+                        for t in in_slot
+                            .iter()
+                            .filter(|t| t.desired_state <= TaskState::Running)
+                        {
+                            acts.push(Act::Retire(t.id.clone(), Retire::Removed, 0));
+                        }
+                    }
+                    // History: at most HISTORY ended tasks per slot.
+                    for (slot, in_slot) in &slots {
+                        let mut ended: Vec<&&Task> = in_slot
+                            .iter()
+                            .filter(|t| {
+                                t.desired_state > TaskState::Running && t.status.state.terminal()
+                            })
+                            .collect();
+                        let keep = if *slot > replicas { 0 } else { HISTORY };
+                        if ended.len() > keep {
+                            ended.sort_by_key(|t| t.created_at);
+                            let n = ended.len() - keep;
+                            acts.extend(ended[..n].iter().map(|t| Act::Delete(t.id.clone())));
                         }
                     }
                 }
+                Mode::Global => {
+                    let cons = scheduler::parse_constraints(&svc.spec.task.placement.constraints)
+                        .unwrap_or_default();
+                    let mut by_node: HashMap<&str, Vec<&Task>> = HashMap::new();
+                    for t in &tasks {
+                        by_node.entry(t.node_id.as_str()).or_default().push(t);
+                    }
+                    let empty = Vec::new();
+                    for n in st.nodes.values() {
+                        let on = by_node.get(n.id.as_str()).unwrap_or(&empty);
+                        if Self::eligible(n, &cons) {
+                            if on.iter().any(|t| live(t)) {
+                                continue;
+                            }
+                            let last = on.iter().max_by_key(|t| (t.created_at, t.version));
+                            if let Some(a) = next_attempt(last) {
+                                acts.push(Act::New(0, n.id.clone(), a));
+                            }
+                        } else if n.spec.availability != Availability::Pause
+                            || n.state != NodeState::Ready
+                        {
+                            for t in on.iter().filter(|t| t.desired_state <= TaskState::Running) {
+                                acts.push(Act::Retire(t.id.clone(), Retire::Removed, 0));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for a in acts {
+            match a {
+                Act::Retire(tid, r, at) => {
+                    if let Some(mut t) = st.tasks.get(&tid).cloned() {
+                        t.desired_state = TaskState::Shutdown;
+                        t.retire = r;
+                        if r == Retire::Restart || r == Retire::Done {
+                            t.restart_at = at;
+                        }
+                        st.put_task(ch, t, now);
+                    }
+                }
+                Act::New(slot, node, attempt) => {
+                    let t = new_task(&svc, slot, &node, attempt, now)?;
+                    st.put_task(ch, t, now);
+                }
+                Act::Delete(tid) => st.delete_task(ch, &tid),
             }
         }
         Ok(())
     }
 
     fn schedule(&self, st: &mut State, ch: &mut Change, now: i64) {
-        let mut pending: Vec<Task> = st
+        let mut pending: Vec<&Task> = st
             .tasks
             .values()
             .filter(|t| {
                 t.desired_state == TaskState::Running && t.status.state <= TaskState::Pending
             })
-            .cloned()
             .collect();
         if pending.is_empty() {
             return;
@@ -841,16 +889,30 @@ impl Master {
             (&a.service_id, a.slot, a.created_at).cmp(&(&b.service_id, b.slot, b.created_at))
         });
         let nodes: Vec<Node> = st.nodes.values().cloned().collect();
-        let placed_tasks: Vec<Task> = st
+        let placed = st
             .tasks
             .values()
-            .filter(|t| t.live() && !t.node_id.is_empty() && t.status.state >= TaskState::Assigned)
-            .cloned()
+            .filter(|t| t.live() && !t.node_id.is_empty() && t.status.state >= TaskState::Assigned);
+        let mut s = Scheduler::new(&nodes, placed);
+        let decisions: Vec<(String, std::result::Result<String, String>)> = pending
+            .iter()
+            .filter_map(|t| {
+                let d = s.place(t);
+                match &d {
+                    Err(why) if t.status.state == TaskState::Pending && t.status.err == *why => {
+                        None
+                    }
+                    _ => Some((t.id.clone(), d)),
+                }
+            })
             .collect();
-        let mut s = Scheduler::new(&nodes, placed_tasks.iter());
+        drop(s);
         let mut n = 0u64;
-        for mut t in pending {
-            match s.place(&t) {
+        for (tid, d) in decisions {
+            let Some(mut t) = st.tasks.get(&tid).cloned() else {
+                continue;
+            };
+            match d {
                 Ok(node) => {
                     t.node_id = node;
                     t.status = TaskStatus::new(
@@ -861,9 +923,6 @@ impl Master {
                     n += 1;
                 }
                 Err(why) => {
-                    if t.status.state == TaskState::Pending && t.status.err == why {
-                        continue;
-                    }
                     t.status = TaskStatus::new(TaskState::Pending, "pending task scheduling", now);
                     t.status.err = why;
                 }
@@ -871,6 +930,13 @@ impl Master {
             st.put_task(ch, t, now);
         }
         use std::sync::atomic::Ordering;
+        if n >= 100 {
+            tracing::info!(
+                "scheduler placed {n} tasks on {} nodes in {:.1} ms",
+                nodes.len(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         self.placed.fetch_add(n, Ordering::Relaxed);
         self.place_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
