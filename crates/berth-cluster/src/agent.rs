@@ -37,6 +37,9 @@ pub struct Membership {
     pub ca_pem: String,
     pub cert: Issued,
     pub advertise_addr: String,
+    /// Where a worker serves its task logs (`--listen-addr`, default `0.0.0.0:2377`).
+    #[serde(default)]
+    pub listen: String,
 }
 
 impl Membership {
@@ -67,13 +70,19 @@ pub async fn join(
     token: &str,
     description: NodeDescription,
     advertise_addr: &str,
+    listen: &str,
 ) -> Result<Membership> {
     let (digest, _) = ca::parse_token(token)?;
     let client = Client::new(master, ca::join_config(&digest)?);
+    let port = listen
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(crate::cluster::DEFAULT_PORT);
     let req = JoinRequest {
         token: token.to_string(),
         description,
         advertise_addr: advertise_addr.to_string(),
+        port,
     };
     let resp: JoinResponse = client
         .call("/join", &req, Duration::from_secs(20))
@@ -92,6 +101,7 @@ pub async fn join(
         ca_pem: resp.ca_pem,
         cert: resp.cert,
         advertise_addr: advertise_addr.to_string(),
+        listen: listen.to_string(),
     })
 }
 
@@ -471,6 +481,97 @@ impl Agent {
             let _ = self.engine.remove(&c.id, true, false);
         }
     }
+}
+
+/// One line of a task container's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// 1 stdout, 2 stderr.
+    pub stream: u8,
+    /// Unix nanoseconds.
+    pub ts: i64,
+    pub text: String,
+}
+
+/// `POST /logs` on a node's swarm port: the log of one of its task containers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsRequest {
+    pub container_id: String,
+    /// Unix nanoseconds; 0: from the start.
+    pub since: i64,
+    pub tail: Option<usize>,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// Reads a task container's log (only containers of tasks: others are refused).
+pub fn container_logs(engine: &Engine, req: &LogsRequest) -> Result<Vec<LogLine>> {
+    let c = engine.inspect(&req.container_id)?;
+    if !c.spec.labels.contains_key(LABEL_TASK) {
+        return Err(Error::NotFound(format!(
+            "no task container {}",
+            req.container_id
+        )));
+    }
+    let s = engine.logs(
+        &c.id,
+        berth_engine::LogsOptions {
+            follow: false,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            since: req.since,
+            until: 0,
+            timestamps: true,
+            tail: req.tail,
+        },
+    )?;
+    let (out, err) = if s.tty {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut &s.conn, &mut b).map_err(|e| Error::Io(e.to_string()))?;
+        (b, Vec::new())
+    } else {
+        berth_engine::demux(&s.conn).map_err(|e| Error::Io(e.to_string()))?
+    };
+    let mut lines = Vec::new();
+    for (stream, bytes) in [(1u8, out), (2u8, err)] {
+        for l in String::from_utf8_lossy(&bytes).split_inclusive('\n') {
+            let (ts, text) = l.split_once(' ').unwrap_or(("", l));
+            lines.push(LogLine {
+                stream,
+                ts: parse_rfc3339(ts).unwrap_or(0),
+                text: text.to_string(),
+            });
+        }
+    }
+    lines.sort_by_key(|l| l.ts);
+    Ok(lines)
+}
+
+/// `2026-12-03T17:36:47.196676123Z` → Unix nanoseconds (UTC only, as the engine writes).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    let mut nanos: i64 = 0;
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        nanos += (c - b'0') as i64 * 10i64.pow(8 - i as u32);
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(((days * 24 + h) * 60 + mi) * 60 * 1_000_000_000 + se * 1_000_000_000 + nanos)
 }
 
 /// The engine's spec for a task's container.

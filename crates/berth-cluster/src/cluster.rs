@@ -81,6 +81,8 @@ enum Mode {
     },
     Worker {
         agent: Arc<Agent>,
+        /// The listener that serves this node's task logs to the manager.
+        logs: Option<tokio::task::JoinHandle<()>>,
     },
 }
 
@@ -159,9 +161,10 @@ impl Cluster {
             agent.start();
             Mode::Manager { master, agent }
         } else {
+            let logs = c.serve_logs(&m).await;
             let agent = Agent::new(c.engine.clone(), m)?;
             agent.start();
-            Mode::Worker { agent }
+            Mode::Worker { agent, logs }
         };
         *lock(&c.mode) = mode;
         Ok(c)
@@ -232,6 +235,7 @@ impl Cluster {
             ca_pem: master.swarm().ca_cert_pem,
             cert: issued,
             advertise_addr: advertise,
+            listen: listen.to_string(),
         };
         let r = membership
             .save(&self.cfg.dir)
@@ -285,11 +289,17 @@ impl Cluster {
         let me = tokio::task::spawn_blocking(move || agent::describe(&engine))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
-        let membership = agent::join(&remote, &req.token, me, &advertise).await?;
+        let listen = if req.listen_addr.is_empty() {
+            format!("0.0.0.0:{DEFAULT_PORT}")
+        } else {
+            with_port(&req.listen_addr, DEFAULT_PORT)
+        };
+        let membership = agent::join(&remote, &req.token, me, &advertise, &listen).await?;
         membership.save(&self.cfg.dir)?;
+        let logs = self.serve_logs(&membership).await;
         let agent = Agent::new(self.engine.clone(), membership)?;
         agent.start();
-        *lock(&self.mode) = Mode::Worker { agent };
+        *lock(&self.mode) = Mode::Worker { agent, logs };
         Ok(())
     }
 
@@ -311,7 +321,12 @@ impl Cluster {
                 master.stop();
                 agent
             }
-            Mode::Worker { agent } => agent,
+            Mode::Worker { agent, logs } => {
+                if let Some(l) = logs {
+                    l.abort();
+                }
+                agent
+            }
         };
         let a = agent.clone();
         let _ = tokio::task::spawn_blocking(move || a.leave()).await;
@@ -328,7 +343,12 @@ impl Cluster {
                 master.stop();
                 agent.stop();
             }
-            Mode::Worker { agent } => agent.stop(),
+            Mode::Worker { agent, logs } => {
+                agent.stop();
+                if let Some(l) = logs {
+                    l.abort();
+                }
+            }
             Mode::Inactive => {}
         }
     }
@@ -366,7 +386,7 @@ impl Cluster {
                     remote_managers: vec![(m.node_id.clone(), m.master.clone())],
                 }
             }
-            Mode::Worker { agent } => {
+            Mode::Worker { agent, .. } => {
                 let m = &agent.membership;
                 SwarmStatus {
                     state: LocalState::Active,
@@ -380,5 +400,115 @@ impl Cluster {
                 }
             }
         }
+    }
+}
+
+impl Cluster {
+    /// A worker serves its task containers' logs to the swarm (any node certificate of the
+    /// swarm's CA) on its listen address. A node that cannot bind keeps working; only its
+    /// logs are out of reach, and it says so.
+    async fn serve_logs(&self, m: &Membership) -> Option<tokio::task::JoinHandle<()>> {
+        let listen: SocketAddr = m.listen.parse().ok()?;
+        let tls = match crate::ca::server_config(&m.ca_pem, &m.cert) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("swarm: no log listener: {e}");
+                return None;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("swarm: cannot serve task logs on {listen}: {e}");
+                return None;
+            }
+        };
+        let engine = self.engine.clone();
+        let handler: crate::proto::Handler = Arc::new(move |fp, path, body| {
+            let engine = engine.clone();
+            Box::pin(async move {
+                use crate::proto::RpcError;
+                if fp.is_none() {
+                    return Err(RpcError(403, "a swarm certificate is required".into()));
+                }
+                if path != "/logs" {
+                    return Err(RpcError(404, format!("no such call {path}")));
+                }
+                let req: agent::LogsRequest =
+                    serde_json::from_slice(&body).map_err(|e| RpcError(400, e.to_string()))?;
+                let lines =
+                    tokio::task::spawn_blocking(move || agent::container_logs(&engine, &req))
+                        .await
+                        .map_err(|e| RpcError(500, e.to_string()))?
+                        .map_err(|e| RpcError(404, e.to_string()))?;
+                serde_json::to_vec(&lines).map_err(|e| RpcError(500, e.to_string()))
+            })
+        });
+        Some(crate::proto::serve(listener, Arc::new(tls), handler))
+    }
+
+    /// `docker service logs`: every task of the service that has a container, from its
+    /// node (the manager's own from the local engine), lines ordered by time.
+    pub async fn service_logs(
+        &self,
+        service: &str,
+        since: i64,
+        tail: Option<usize>,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Vec<(crate::model::Task, agent::LogLine)>> {
+        let (master, me) = match &*lock(&self.mode) {
+            Mode::Manager { master, agent } => (master.clone(), agent.membership.clone()),
+            Mode::Worker { .. } => return Err(not_a_manager()),
+            Mode::Inactive => return Err(not_in_swarm()),
+        };
+        let svc = master.service(service)?;
+        let tasks: Vec<crate::model::Task> = master
+            .tasks()
+            .into_iter()
+            .filter(|t| t.service_id == svc.id && !t.status.container_id.is_empty())
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            let req = agent::LogsRequest {
+                container_id: t.status.container_id.clone(),
+                since,
+                tail,
+                stdout,
+                stderr,
+            };
+            let lines = if t.node_id == me.node_id {
+                let engine = self.engine.clone();
+                tokio::task::spawn_blocking(move || agent::container_logs(&engine, &req))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            } else {
+                let node = master.node(&t.node_id)?;
+                let addr = format!(
+                    "{}:{}",
+                    node.addr,
+                    if node.port == 0 {
+                        DEFAULT_PORT
+                    } else {
+                        node.port
+                    }
+                );
+                let client = crate::proto::Client::with_name(
+                    &addr,
+                    crate::ca::client_config(&me.ca_pem, &me.cert)?,
+                    &node.id,
+                );
+                client
+                    .call::<_, Vec<agent::LogLine>>("/logs", &req, Duration::from_secs(10))
+                    .await
+            };
+            match lines {
+                Ok(lines) => out.extend(lines.into_iter().map(|l| (t.clone(), l))),
+                // A gone container or an unreachable node: the other tasks' logs still come.
+                Err(e) => tracing::debug!("service logs: task {}: {e}", t.id),
+            }
+        }
+        out.sort_by_key(|(_, l)| l.ts);
+        Ok(out)
     }
 }

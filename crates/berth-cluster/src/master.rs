@@ -256,6 +256,7 @@ impl Master {
             message: String::new(),
             manager_addr: Some(cfg.advertise.clone()),
             leader: true,
+            port: cfg.listen.port(),
         };
         let mut store = Store::open(&cfg.dir.join("state.db"))?;
         let fp = ca::fingerprint_pem(&issued.cert_pem)?;
@@ -551,6 +552,7 @@ impl Master {
             message: String::new(),
             manager_addr: None,
             leader: false,
+            port: req.port,
         };
         let mut ch = Change::default();
         ch.batch.kv.push((format!("peer:{fp}"), id.clone()));

@@ -103,6 +103,9 @@ pub struct Node {
     /// For a manager: the address agents join (`HOST:2377`) and whether it leads.
     pub manager_addr: Option<String>,
     pub leader: bool,
+    /// The port the node serves its task logs on.
+    #[serde(default)]
+    pub port: u16,
 }
 
 /// `--mode replicated --replicas N` or `--mode global`.

@@ -35,6 +35,13 @@ pub struct JoinRequest {
     pub description: NodeDescription,
     /// The address other nodes reach this one at (`--advertise-addr`).
     pub advertise_addr: String,
+    /// The port this node serves its task logs on (its `--listen-addr` port).
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+fn default_port() -> u16 {
+    crate::cluster::DEFAULT_PORT
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,13 +176,21 @@ fn reply(code: u16, body: Vec<u8>) -> Response<Full<Bytes>> {
 /// One kept-alive connection to the master; reconnects after an error.
 pub struct Client {
     addr: String,
+    /// The name the server's certificate must carry.
+    name: String,
     tls: Arc<rustls::ClientConfig>,
     conn: Mutex<Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
 }
 
 impl Client {
     pub fn new(addr: &str, tls: rustls::ClientConfig) -> Client {
+        Client::with_name(addr, tls, MANAGER_NAME)
+    }
+
+    /// A client of a node other than the manager: its certificate names its node id.
+    pub fn with_name(addr: &str, tls: rustls::ClientConfig, name: &str) -> Client {
         Client {
+            name: name.to_string(),
             addr: addr.to_string(),
             tls: Arc::new(tls),
             conn: Mutex::new(None),
@@ -202,7 +217,7 @@ impl Client {
             .map_err(|_| Error::Io(format!("{}: connection timed out", self.addr)))?
             .map_err(|e| Error::Io(format!("{}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
-        let name = rustls::pki_types::ServerName::try_from(MANAGER_NAME)
+        let name = rustls::pki_types::ServerName::try_from(self.name.clone())
             .map_err(|e| Error::Tls(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
@@ -258,7 +273,7 @@ impl Client {
             .await
             .map_err(|e| Error::Io(format!("{}: {e}", self.addr)))?;
         let request = Request::post(path)
-            .header("host", MANAGER_NAME)
+            .header("host", self.name.as_str())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Error::Internal(e.to_string()))?;

@@ -19,6 +19,19 @@ use crate::query::Query;
 
 const JSON_LIMIT: usize = 4 << 20;
 
+/// `GET /services/{id}/logs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsQuery {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub timestamps: bool,
+    pub details: bool,
+    pub tail: Option<usize>,
+    /// Unix nanoseconds; 0: from the start.
+    pub since: i64,
+}
+
 /// A Swarm-mode request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SwarmAction {
@@ -62,6 +75,10 @@ pub enum SwarmAction {
     },
     ServiceRemove {
         id: String,
+    },
+    ServiceLogs {
+        id: String,
+        opts: LogsQuery,
     },
     TaskList {
         filters: Filters,
@@ -123,6 +140,24 @@ pub fn route(method: &Method, path: &str, q: &Query) -> Option<Result<SwarmActio
                 rollback: q.get("rollback") == Some("previous"),
             },
             ["services", id] if delete => SwarmAction::ServiceRemove { id: id.to_string() },
+            ["services", id, "logs"] if get => SwarmAction::ServiceLogs {
+                id: id.to_string(),
+                opts: LogsQuery {
+                    follow: q.bool("follow"),
+                    stdout: q.bool("stdout"),
+                    stderr: q.bool("stderr"),
+                    timestamps: q.bool("timestamps"),
+                    details: q.bool("details"),
+                    tail: match q.get("tail").unwrap_or("all") {
+                        "all" | "" => None,
+                        n => Some(n.parse().map_err(|_| {
+                            ApiError::bad_request(format!("invalid tail {n:?}: a number or all"))
+                        })?),
+                    },
+                    since: crate::time::parse_timestamp("since", q.get("since").unwrap_or(""))?
+                        .unwrap_or(0),
+                },
+            },
             ["tasks"] if get => SwarmAction::TaskList {
                 filters: q.filters()?,
             },
@@ -378,6 +413,49 @@ pub async fn handle(
             blocking(move || m.remove_service(&id)).await?;
             empty(StatusCode::OK)
         }
+        SwarmAction::ServiceLogs { id, opts } => {
+            if !opts.stdout && !opts.stderr {
+                return Err(ApiError::bad_request(
+                    "you must choose at least one stream: stdout or stderr",
+                ));
+            }
+            cluster.master().map_err(err)?.service(&id).map_err(err)?;
+            let first = cluster
+                .service_logs(&id, opts.since, opts.tail, opts.stdout, opts.stderr)
+                .await
+                .map_err(err)?;
+            let (tx, body) = body::channel(16);
+            let cluster = Arc::clone(cluster);
+            tokio::spawn(async move {
+                let mut last = first.last().map(|(_, l)| l.ts).unwrap_or(0);
+                if tx.send(Ok(frames(&first, &opts))).await.is_err() || !opts.follow {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                        _ = tx.closed() => return,
+                    }
+                    let since = if last > 0 { last + 1 } else { opts.since };
+                    let Ok(more) = cluster
+                        .service_logs(&id, since, None, opts.stdout, opts.stderr)
+                        .await
+                    else {
+                        return;
+                    };
+                    let more: Vec<_> = more.into_iter().filter(|(_, l)| l.ts > last).collect();
+                    if let Some((_, l)) = more.last() {
+                        last = l.ts;
+                        if tx.send(Ok(frames(&more, &opts))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            let mut r = Response::new(body);
+            *r.status_mut() = StatusCode::OK;
+            r
+        }
         SwarmAction::TaskList { filters } => {
             let m = cluster.master().map_err(err)?;
             filters
@@ -463,4 +541,31 @@ fn empty(status: StatusCode) -> Response<Body> {
     let mut r = Response::new(body::empty());
     *r.status_mut() = status;
     r
+}
+
+/// Docker's multiplexed frames, one per line: `[TIMESTAMP ]DETAILS MESSAGE`.
+fn frames(
+    lines: &[(berth_cluster::model::Task, berth_cluster::agent::LogLine)],
+    o: &LogsQuery,
+) -> bytes::Bytes {
+    let mut out = Vec::new();
+    for (t, l) in lines {
+        let mut payload = String::new();
+        if o.timestamps {
+            payload.push_str(&crate::time::format_rfc3339_nanos(l.ts));
+            payload.push(' ');
+        }
+        if o.details {
+            payload.push_str(&format!(
+                "com.docker.swarm.node.id={},com.docker.swarm.service.id={},com.docker.swarm.task.id={} ",
+                t.node_id, t.service_id, t.id
+            ));
+        }
+        payload.push_str(&l.text);
+        out.push(l.stream);
+        out.extend([0, 0, 0]);
+        out.extend((payload.len() as u32).to_be_bytes());
+        out.extend(payload.as_bytes());
+    }
+    bytes::Bytes::from(out)
 }

@@ -497,6 +497,117 @@ fn three_node_swarm() {
     );
     wait_running(m, "web", 6, "after rollback");
 
+    // ---- logs from every node, global mode, restart attempts -------------------------------
+    m.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "talk",
+        "--replicas",
+        "3",
+        "--stop-grace-period",
+        "1s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-$(hostname); echo oops >&2; sleep 1000",
+    ]);
+    wait_running(m, "talk", 3, "talk");
+    let logs = poll(Duration::from_secs(20), || {
+        let o = m.docker(&["service", "logs", "talk"]);
+        (o.out().matches("hello-").count() == 3 && o.to_string().matches("oops").count() == 3)
+            .then_some(o)
+    })
+    .unwrap_or_else(|| panic!("service logs: {}", m.docker(&["service", "logs", "talk"])));
+    for n in ["node1", "node2", "node3"] {
+        assert!(
+            logs.out().lines().any(|l| l.starts_with("talk.")
+                && l.contains(&format!("@{n}"))
+                && l.contains("| hello-")),
+            "{logs}"
+        );
+    }
+    let tail = m.docker_ok(&[
+        "service",
+        "logs",
+        "--tail",
+        "1",
+        "--raw",
+        "--no-task-ids",
+        "talk",
+    ]);
+    assert!(
+        !tail.contains("hello-"),
+        "--tail 1 keeps the last line of each task: {tail}"
+    );
+    m.docker_ok(&["service", "rm", "talk"]);
+    m.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "everywhere",
+        "--mode",
+        "global",
+        "--stop-grace-period",
+        "1s",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let by = wait_running(m, "everywhere", 3, "global");
+    assert_eq!(
+        by.values().copied().collect::<Vec<_>>(),
+        vec![1, 1, 1],
+        "{by:?}"
+    );
+    assert!(m
+        .docker_ok(&[
+            "service",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Mode}} {{.Replicas}}"
+        ])
+        .contains("everywhere global 3/3"));
+    m.docker_ok(&["service", "rm", "everywhere"]);
+    m.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart-condition",
+        "on-failure",
+        "--restart-max-attempts",
+        "2",
+        "--restart-delay",
+        "500ms",
+        "busybox",
+        "false",
+    ]);
+    poll(Duration::from_secs(40), || {
+        let st = m.docker_ok(&["service", "ps", "flaky", "--format", "{{.CurrentState}}"]);
+        (st.lines().filter(|l| l.starts_with("Failed")).count() == 3).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "restart attempts: {}",
+            m.docker(&["service", "ps", "flaky"])
+        )
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let ps = m.docker_ok(&[
+        "service",
+        "ps",
+        "flaky",
+        "--format",
+        "{{.CurrentState}}|{{.Error}}",
+    ]);
+    assert_eq!(ps.lines().count(), 3, "no fourth attempt: {ps}");
+    assert!(ps.contains("task: non-zero exit (1)"), "{ps}");
+    m.docker_ok(&["service", "rm", "flaky"]);
+
     // ---- the master restarts mid-update; running tasks are not restarted -----------------
     let mut dbargs = vec!["service", "create", "-d", "--name", "db", "--replicas", "3"];
     dbargs.extend(common);

@@ -60,6 +60,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
             &args.token,
             desc.clone(),
             &format!("10.255.{}.{}", i / 250, i % 250 + 1),
+            "0.0.0.0:1",
         )
         .await
         {
