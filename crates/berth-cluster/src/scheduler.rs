@@ -175,7 +175,7 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let key = self.key(i, task, groups.as_ref());
-            if best.as_ref().map_or(true, |(_, k)| key < *k) {
+            if best.as_ref().is_none_or(|(_, k)| key < *k) {
                 best = Some((i, key));
             }
         }

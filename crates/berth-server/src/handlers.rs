@@ -1130,7 +1130,7 @@ mod tests {
 
     #[test]
     fn ping_headers() {
-        let mut resp = ping(true);
+        let mut resp = ping(true, "inactive");
         common_headers(&mut resp);
         let h = resp.headers();
         assert_eq!(h["Api-Version"], MAX_API);
@@ -1139,7 +1139,7 @@ mod tests {
         assert_eq!(h["Docker-Experimental"], "false");
         assert_eq!(h["Pragma"], "no-cache");
         assert_eq!(h[header::CONTENT_LENGTH], "0");
-        assert_eq!(body_text(ping(false)), "OK");
+        assert_eq!(body_text(ping(false, "inactive")), "OK");
     }
 
     #[test]

@@ -274,7 +274,7 @@ pub async fn handle(
                 .nodes()
                 .iter()
                 .filter(|n| {
-                    filters.include_any("id", [n.id.as_str()].into_iter())
+                    filters.include_any("id", [n.id.as_str()])
                         && (filters.get("name").is_empty()
                             || filters
                                 .get("name")
@@ -326,7 +326,7 @@ pub async fn handle(
                 .services()
                 .iter()
                 .filter(|s| {
-                    filters.include_any("id", [s.id.as_str()].into_iter())
+                    filters.include_any("id", [s.id.as_str()])
                         && (filters.get("name").is_empty()
                             || filters
                                 .get("name")
@@ -510,7 +510,7 @@ pub async fn handle(
                         });
                     let current_ok =
                         !up_to_date || svc.is_some_and(|s| s.task_version == t.task_version);
-                    filters.include_any("id", [t.id.as_str()].into_iter())
+                    filters.include_any("id", [t.id.as_str()])
                         && node_ok
                         && service_ok
                         && desired_ok
