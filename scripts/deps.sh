@@ -14,7 +14,7 @@ packages=(
 	docker.io containerd                      # dockerd --add-runtime integration, image interop
 	skopeo umoci debootstrap                  # image format interop, Debian base images
 	hyperfine time                            # bench/
-	iproute2 python3                          # tests and scripts
+	iproute2 python3 util-linux curl          # tests and scripts (nsenter, unshare: the cluster test; curl: bench/cluster.sh)
 	containernetworking-plugins iptables      # berth-net: CNI bridge, host-local, portmap, firewall
 	python3-venv                              # crates/berthd/tests/python_sdk.rs (docker SDK from PyPI)
 )

@@ -619,6 +619,19 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
     if s.stop_grace_period > 0 {
         spec.stop_timeout = Some(s.stop_grace_period / 1_000_000_000);
     }
+    // Published ports are bound on the node that runs the task (Swarm's host mode; the
+    // routing mesh that answers on every node is not there yet).
+    for p in t.ports.iter().filter(|p| p.published != 0) {
+        let key = format!("{}/{}", p.target, p.protocol);
+        spec.exposed_ports.push(key.clone());
+        spec.port_bindings
+            .entry(key)
+            .or_default()
+            .push(berth_engine::PortBinding {
+                host_ip: String::new(),
+                host_port: p.published.to_string(),
+            });
+    }
     spec.resources.nano_cpus = s.limits.nano_cpus;
     spec.resources.memory = s.limits.memory_bytes;
     spec.resources.memory_reservation = s.reservations.memory_bytes;

@@ -213,6 +213,7 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, attempt: u64, now: i64) -> 
         restart_at: 0,
         retire: Retire::Keep,
         replaces: String::new(),
+        ports: svc.spec.ports.clone(),
     })
 }
 
@@ -1304,7 +1305,7 @@ impl Master {
                 spec.name
             )));
         }
-        let template_changed = spec.task != svc.spec.task;
+        let template_changed = spec.task != svc.spec.task || spec.ports != svc.spec.ports;
         let old = std::mem::replace(&mut svc.spec, spec);
         if template_changed || rollback {
             svc.previous_spec = Some(old);

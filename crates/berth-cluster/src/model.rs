@@ -488,6 +488,10 @@ pub struct Task {
     /// Start-first updates: the old task this one replaces once it runs.
     #[serde(default)]
     pub replaces: String,
+    /// The service's published ports when the task was made: each is bound on the node
+    /// that runs the task.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
 }
 
 /// What happens to a task's slot once the master stops wanting the task.

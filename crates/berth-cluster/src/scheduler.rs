@@ -92,6 +92,8 @@ pub fn validate_spread(descriptor: &str) -> Result<(), String> {
 }
 
 struct Slot {
+    /// Host ports (port, protocol) taken by the tasks placed here.
+    ports: std::collections::HashSet<(u16, String)>,
     reserved: Resources,
     total: usize,
     by_service: HashMap<String, usize>,
@@ -116,6 +118,7 @@ impl<'a> Scheduler<'a> {
         let mut slots: Vec<Slot> = nodes
             .iter()
             .map(|_| Slot {
+                ports: Default::default(),
                 reserved: Resources::default(),
                 total: 0,
                 by_service: HashMap::new(),
@@ -141,6 +144,7 @@ impl<'a> Scheduler<'a> {
         let mut unavailable = 0;
         let mut constrained = 0;
         let mut no_room = 0;
+        let mut port_taken = 0;
         let mut best: Option<(usize, Key)> = None;
         let candidates: Vec<usize> = if task.node_id.is_empty() {
             (0..self.nodes.len()).collect()
@@ -174,6 +178,15 @@ impl<'a> Scheduler<'a> {
                 no_room += 1;
                 continue;
             }
+            if task.ports.iter().any(|p| {
+                p.published != 0
+                    && self.slots[i]
+                        .ports
+                        .contains(&(p.published, p.protocol.clone()))
+            }) {
+                port_taken += 1;
+                continue;
+            }
             let key = self.key(i, task, groups.as_ref());
             if best.as_ref().is_none_or(|(_, k)| key < *k) {
                 best = Some((i, key));
@@ -205,6 +218,12 @@ impl<'a> Scheduler<'a> {
                         n(no_room)
                     ));
                 }
+                if port_taken > 0 {
+                    why.push(format!(
+                        "host-mode port already in use on {port_taken} {}",
+                        n(port_taken)
+                    ));
+                }
                 if why.is_empty() {
                     why.push("no nodes in the cluster".into());
                 }
@@ -220,6 +239,9 @@ impl<'a> Scheduler<'a> {
             s.reserved.nano_cpus -= task.spec.reservations.nano_cpus;
             s.reserved.memory_bytes -= task.spec.reservations.memory_bytes;
             s.total = s.total.saturating_sub(1);
+            for p in &task.ports {
+                s.ports.remove(&(p.published, p.protocol.clone()));
+            }
             if let Some(c) = s.by_service.get_mut(&task.service_id) {
                 *c = c.saturating_sub(1);
             }
@@ -291,6 +313,9 @@ fn label_value(node: &Node, descriptor: &str) -> String {
 }
 
 fn add(slot: &mut Slot, t: &Task) {
+    for p in t.ports.iter().filter(|p| p.published != 0) {
+        slot.ports.insert((p.published, p.protocol.clone()));
+    }
     slot.reserved.nano_cpus += t.spec.reservations.nano_cpus;
     slot.reserved.memory_bytes += t.spec.reservations.memory_bytes;
     slot.total += 1;
@@ -352,6 +377,7 @@ mod tests {
             restart_at: 0,
             retire: Retire::Keep,
             replaces: String::new(),
+            ports: Vec::new(),
         }
     }
 
@@ -472,6 +498,26 @@ mod tests {
         let placed: Vec<String> = (0..4).map(|_| s.place(&t).unwrap()).collect();
         assert_eq!(counts(&placed).len(), 1, "{placed:?}");
         assert!(s.place(&t).is_ok(), "the second node takes the fifth");
+    }
+
+    #[test]
+    fn published_ports_take_one_task_per_node() {
+        let nodes = vec![node("a", Role::Worker, &[]), node("b", Role::Worker, &[])];
+        let mut s = Scheduler::new(&nodes, []);
+        let mut t = task("web", 1);
+        t.ports = vec![PortConfig {
+            protocol: "tcp".into(),
+            target: 80,
+            published: 8080,
+            mode: "host".into(),
+        }];
+        let a = s.place(&t).unwrap();
+        let b = s.place(&t).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            s.place(&t).unwrap_err(),
+            "no suitable node (host-mode port already in use on 2 nodes)"
+        );
     }
 
     #[test]

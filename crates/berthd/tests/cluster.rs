@@ -182,7 +182,17 @@ fn three_node_swarm() {
     let net = Net::new(77, 3);
     let mut nodes: Vec<Daemon> = (0..3)
         .map(|i| {
-            let d = Daemon::start_wrapped(&format!("cluster-node{}", i + 1), &net.prefix(i));
+            // Each node's default bridge lives in its own namespace, and goes with it.
+            let args: Vec<String> = [
+                "--bridge",
+                "bclbr",
+                "--bip",
+                &format!("10.240.{}.1/24", i + 1),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let d = Daemon::start_wrapped(&format!("cluster-node{}", i + 1), &net.prefix(i), &args);
             d.import_busybox();
             d.docker_ok(&["tag", "busybox:latest", "busybox:v2"]);
             d.docker_ok(&["tag", "busybox:latest", "busybox:v3"]);
@@ -511,7 +521,7 @@ fn three_node_swarm() {
         "busybox",
         "sh",
         "-c",
-        "echo hello-$(hostname); echo oops >&2; sleep 1000",
+        "echo oops >&2; sleep 0.2; echo hello-$(hostname); echo bye; sleep 1000",
     ]);
     wait_running(m, "talk", 3, "talk");
     let logs = poll(Duration::from_secs(20), || {
@@ -528,18 +538,15 @@ fn three_node_swarm() {
             "{logs}"
         );
     }
-    let tail = m.docker_ok(&[
-        "service",
-        "logs",
-        "--tail",
-        "1",
-        "--raw",
-        "--no-task-ids",
-        "talk",
-    ]);
+    let tail = m.docker_ok(&["service", "logs", "--tail", "1", "--raw", "talk"]);
+    assert_eq!(
+        tail.matches("bye").count(),
+        3,
+        "--tail 1: the last line of each task: {tail}"
+    );
     assert!(
         !tail.contains("hello-"),
-        "--tail 1 keeps the last line of each task: {tail}"
+        "--tail 1: the last line of each task: {tail}"
     );
     m.docker_ok(&["service", "rm", "talk"]);
     m.docker_ok(&[
@@ -607,6 +614,86 @@ fn three_node_swarm() {
     assert_eq!(ps.lines().count(), 3, "no fourth attempt: {ps}");
     assert!(ps.contains("task: non-zero exit (1)"), "{ps}");
     m.docker_ok(&["service", "rm", "flaky"]);
+
+    // ---- published ports, env, limits, mounts --------------------------------------------
+    m.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "pub",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        "-p",
+        "mode=host,published=8081,target=80",
+        "-e",
+        "GREETING=hi",
+        "--limit-memory",
+        "64M",
+        "--mount",
+        "type=volume,src=pubdata,dst=/data",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www; echo $GREETING-$(hostname) > /www/index.html; exec httpd -f -p 80 -h /www",
+    ]);
+    let by = wait_running(m, "pub", 2, "pub");
+    assert_eq!(
+        by.values().copied().collect::<Vec<_>>(),
+        vec![1, 1],
+        "{by:?}"
+    );
+    let all: Vec<&Daemon> = first.iter().chain(others.iter()).collect();
+    let mut answered = 0;
+    for (i, d) in all.iter().enumerate() {
+        if task_containers(d, "pub") == 0 {
+            continue;
+        }
+        let url = format!("http://{}:8081/", addr(i));
+        let body = poll(Duration::from_secs(20), || {
+            let o = sh(&["curl", "-s", "--max-time", "2", &url]);
+            o.out().starts_with("hi-").then(|| o.out().to_string())
+        })
+        .unwrap_or_else(|| panic!("nothing answers on {url}"));
+        assert!(body.starts_with("hi-"), "{body}");
+        let id = d.docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.swarm.service.name=pub",
+        ]);
+        let seen = d.docker_ok(&[
+            "inspect",
+            &id,
+            "--format",
+            "{{.HostConfig.Memory}} {{range .Mounts}}{{.Name}}:{{.Destination}}{{end}}",
+        ]);
+        assert_eq!(seen, "67108864 pubdata:/data");
+        answered += 1;
+    }
+    assert_eq!(answered, 2);
+    // A third and fourth task: one node left with the port free, then none.
+    m.docker_ok(&["service", "scale", "-d", "pub=4"]);
+    wait_running(m, "pub", 3, "pub 3 of 4");
+    let err = poll(Duration::from_secs(20), || {
+        let e = m.docker_ok(&[
+            "service",
+            "ps",
+            "pub",
+            "--no-trunc",
+            "--format",
+            "{{.Error}}",
+        ]);
+        e.contains("no suitable node").then_some(e)
+    })
+    .expect("the fourth task waits for a free port");
+    assert!(
+        err.contains("host-mode port already in use on 3 nodes"),
+        "{err}"
+    );
+    m.docker_ok(&["service", "rm", "pub"]);
 
     // ---- the master restarts mid-update; running tasks are not restarted -----------------
     let mut dbargs = vec!["service", "create", "-d", "--name", "db", "--replicas", "3"];

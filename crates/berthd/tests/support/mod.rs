@@ -291,15 +291,10 @@ impl Daemon {
         Daemon::start_bare_peer(test, extra_args, Peer::from_env())
     }
 
-    /// Starts berthd (no default bridge) under `prefix`, a command that execs its
-    /// arguments (to run it in another network namespace), and imports busybox.
-    pub fn start_wrapped(test: &str, prefix: &[String]) -> Daemon {
-        Daemon::start_bare_full(
-            test,
-            &["--bridge".to_string(), "none".to_string()],
-            Peer::Berthd,
-            prefix,
-        )
+    /// Starts berthd with `extra_args` under `prefix`, a command that execs its arguments
+    /// (to run it in another network namespace); no image is imported.
+    pub fn start_wrapped(test: &str, prefix: &[String], extra_args: &[String]) -> Daemon {
+        Daemon::start_bare_full(test, extra_args, Peer::Berthd, prefix)
     }
 
     fn start_bare_peer(test: &str, extra_args: &[String], peer: Peer) -> Daemon {
