@@ -726,6 +726,8 @@ fn three_node_swarm() {
         "busybox:latest",
         "--update-delay",
         "2s",
+        "--update-order",
+        "start-first",
         "web",
     ]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -767,6 +769,25 @@ fn three_node_swarm() {
         before,
         "db's tasks were restarted by the master's restart"
     );
+    // A manual rollback goes back to the spec before the last update.
+    m.docker_ok(&["service", "rollback", "-d", "web"]);
+    poll(Duration::from_secs(60), || {
+        let st = m.docker_ok(&[
+            "service",
+            "inspect",
+            "web",
+            "--format",
+            "{{.UpdateStatus.State}} {{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        ]);
+        (st == "rollback_completed busybox:v2").then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "manual rollback: {}",
+            m.docker(&["service", "inspect", "--pretty", "web"])
+        )
+    });
+    wait_running(m, "web", 6, "manual rollback");
 
     // ---- leave ------------------------------------------------------------------------
     for n in others.iter() {
