@@ -48,8 +48,8 @@ struct CacheEntry {
 /// An open network namespace. Holding it keeps the namespace alive after the container's last
 /// process is gone, so a later DEL still finds the interface and the plugins undo everything
 /// (bridge 1.1.1 removes its masquerade rules only when it can enter the namespace). Its
-/// [`NetnsHandle::path`] (`/proc/<our pid>/fd/<fd>`) is what the plugins open; this process
-/// never enters the namespace.
+/// [`NetnsHandle::path`] (`/proc/<our pid>/fd/<fd>`) is what the plugins open; only
+/// [`Cni::loopback_up`]'s short-lived thread ever enters the namespace.
 #[derive(Debug)]
 pub struct NetnsHandle {
     file: File,
