@@ -208,10 +208,27 @@ impl Cni {
                 .run_conflist(CniCommand::Del, &conflist, &rc, &args, None);
             err
         };
-        let result = match self
-            .plugins
-            .run_conflist(CniCommand::Add, &conflist, &rc, &args, None)
-        {
+        // Two first ADDs on a host (or namespace) at once race in the plugins' iptables
+        // chain creation (`CHAIN_USER_ADD failed (File exists)`): the loser is undone and
+        // tried again, by then the chain exists.
+        let mut attempt = 0;
+        let added = loop {
+            let r = self
+                .plugins
+                .run_conflist(CniCommand::Add, &conflist, &rc, &args, None);
+            match &r {
+                Err(e) if attempt < 3 && chain_race(e) => {
+                    attempt += 1;
+                    let _ = undo(NetError::Command {
+                        command: "cni ADD".into(),
+                        reason: e.to_string(),
+                    });
+                    std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+                }
+                _ => break r,
+            }
+        };
+        let result = match added {
             Ok(Some(r)) => r,
             Ok(None) => {
                 return Err(undo(NetError::BadResult {
@@ -575,6 +592,13 @@ fn parse_attachment(
     })
 }
 
+/// An ADD that lost the race to create a plugin's iptables chain.
+fn chain_race(e: &NetError) -> bool {
+    let m = e.to_string();
+    m.contains("File exists") && (m.contains("CHAIN_USER_ADD") || m.contains("-N "))
+        || m.contains("Chain already exists")
+}
+
 /// Set `IFF_UP` on the interface `name` of the calling thread's network namespace.
 fn set_up(name: &str) -> std::io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -615,6 +639,23 @@ fn set_up(name: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_creation_races_are_recognised() {
+        let e = |msg: &str| NetError::Plugin {
+            plugin: "firewall".into(),
+            command: "ADD",
+            network: "bridge".into(),
+            code: 999,
+            msg: msg.into(),
+            details: String::new(),
+        };
+        assert!(chain_race(&e("running [/usr/sbin/iptables -t filter -N CNI-ISOLATION-STAGE-1 --wait]: exit status 4: iptables v1.8.9 (nf_tables):  CHAIN_USER_ADD failed (File exists): chain CNI-ISOLATION-STAGE-1")));
+        assert!(chain_race(&e("iptables: Chain already exists.")));
+        assert!(!chain_race(&e(
+            "failed to allocate for range 0: no IP addresses available"
+        )));
+    }
 
     #[test]
     fn inet_of_ip_addr_output() {
