@@ -195,13 +195,17 @@ impl Agent {
     async fn session_loop(self: Arc<Agent>) {
         let mut since = 0u64;
         let mut failures = 0u32;
+        // The node's description changes rarely: read it again every 30 s, not per heartbeat.
+        let mut description = NodeDescription::default();
+        let mut described: Option<std::time::Instant> = None;
         loop {
-            let me = self.clone();
-            let description = match tokio::task::spawn_blocking(move || describe(&me.engine)).await
-            {
-                Ok(Ok(d)) => d,
-                _ => NodeDescription::default(),
-            };
+            if described.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+                let me = self.clone();
+                if let Ok(Ok(d)) = tokio::task::spawn_blocking(move || describe(&me.engine)).await {
+                    description = d;
+                    described = Some(std::time::Instant::now());
+                }
+            }
             let me = self.clone();
             let reports = tokio::task::spawn_blocking(move || {
                 me.observe(false);
@@ -210,7 +214,7 @@ impl Agent {
             .await
             .unwrap_or_default();
             let req = SessionRequest {
-                description,
+                description: description.clone(),
                 reports,
                 since,
             };
@@ -228,8 +232,10 @@ impl Agent {
                     }
                     failures = 0;
                     since = resp.version;
-                    let me = self.clone();
-                    let _ = tokio::task::spawn_blocking(move || me.apply(resp.tasks)).await;
+                    if let Some(tasks) = resp.tasks {
+                        let me = self.clone();
+                        let _ = tokio::task::spawn_blocking(move || me.apply(tasks)).await;
+                    }
                 }
                 Err(e) => {
                     if failures == 0 {
@@ -538,40 +544,13 @@ pub fn container_logs(engine: &Engine, req: &LogsRequest) -> Result<Vec<LogLine>
             let (ts, text) = l.split_once(' ').unwrap_or(("", l));
             lines.push(LogLine {
                 stream,
-                ts: parse_rfc3339(ts).unwrap_or(0),
+                ts: berth_shim::jsonlog::parse_rfc3339(ts).unwrap_or(0),
                 text: text.to_string(),
             });
         }
     }
     lines.sort_by_key(|l| l.ts);
     Ok(lines)
-}
-
-/// `2026-12-03T17:36:47.196676123Z` → Unix nanoseconds (UTC only, as the engine writes).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
-    let mut nanos: i64 = 0;
-    for (i, c) in frac.bytes().take(9).enumerate() {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        nanos += (c - b'0') as i64 * 10i64.pow(8 - i as u32);
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(((days * 24 + h) * 60 + mi) * 60 * 1_000_000_000 + se * 1_000_000_000 + nanos)
 }
 
 /// The engine's spec for a task's container.

@@ -366,7 +366,7 @@ impl Cluster {
                 remote_managers: Vec::new(),
             },
             Mode::Manager { master, agent } => {
-                let nodes = master.nodes();
+                let (nodes, managers) = master.node_counts();
                 let m = &agent.membership;
                 SwarmStatus {
                     state: LocalState::Active,
@@ -378,11 +378,8 @@ impl Cluster {
                         .unwrap_or_default(),
                     manager: true,
                     swarm: Some(master.swarm()),
-                    managers: nodes
-                        .iter()
-                        .filter(|n| n.spec.role == Role::Manager)
-                        .count(),
-                    nodes: nodes.len(),
+                    managers,
+                    nodes,
                     remote_managers: vec![(m.node_id.clone(), m.master.clone())],
                 }
             }

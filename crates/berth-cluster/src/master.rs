@@ -59,6 +59,8 @@ struct State {
     /// Assignment version per node (bumped when its task list changes).
     node_version: HashMap<String, u64>,
     counter: u64,
+    /// The version of a node whose assignments have not changed since this master opened.
+    base: u64,
     /// Tokens' secrets.
     worker_secret: String,
     manager_secret: String,
@@ -312,8 +314,12 @@ impl Master {
             by_node: HashMap::new(),
             by_service: HashMap::new(),
             node_version: HashMap::new(),
-            counter: 1,
+            // Versions start at the clock, so a restarted master never hands out one that
+            // an agent already has from before.
+            counter: now_nanos() as u64,
+            base: 0,
         };
+        st.base = st.counter;
         let start = Instant::now();
         let mut seen = HashMap::new();
         for n in loaded.nodes {
@@ -457,11 +463,12 @@ impl Master {
                         .await
                         .is_err()
                     {
-                        let resp = self.assignments(&node, 0).unwrap_or(SessionResponse {
+                        // A heartbeat with nothing new: no task list to clone or send.
+                        let resp = SessionResponse {
                             version: req_since,
-                            tasks: Vec::new(),
+                            tasks: None,
                             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
-                        });
+                        };
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
                 }
@@ -470,11 +477,11 @@ impl Master {
         }
     }
 
-    /// The node's tasks, if its assignment version moved past `since`.
+    /// The node's tasks, unless the agent has their version already.
     fn assignments(&self, node: &str, since: u64) -> Option<SessionResponse> {
         let st = lock(&self.state);
-        let v = st.node_version.get(node).copied().unwrap_or(1);
-        if since != 0 && v <= since {
+        let v = st.node_version.get(node).copied().unwrap_or(st.base);
+        if since == v {
             return None;
         }
         let tasks = st
@@ -488,7 +495,7 @@ impl Master {
             .unwrap_or_default();
         Some(SessionResponse {
             version: v,
-            tasks,
+            tasks: Some(tasks),
             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
         })
     }
@@ -1143,6 +1150,17 @@ impl Master {
             .push(("swarm".into(), serde_json::to_string(&st.swarm)?));
         self.commit(&mut st, ch)?;
         Ok(st.swarm.clone())
+    }
+
+    /// (nodes, managers), without copying them (`/_ping`, `/info`).
+    pub fn node_counts(&self) -> (usize, usize) {
+        let st = lock(&self.state);
+        let managers = st
+            .nodes
+            .values()
+            .filter(|n| n.spec.role == Role::Manager)
+            .count();
+        (st.nodes.len(), managers)
     }
 
     pub fn nodes(&self) -> Vec<Node> {

@@ -78,8 +78,9 @@ pub struct SessionRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionResponse {
     pub version: u64,
-    /// Every task assigned to this node that it must run or stop.
-    pub tasks: Vec<Task>,
+    /// Every task assigned to this node that it must run or stop; `None`: unchanged since
+    /// the version the agent sent.
+    pub tasks: Option<Vec<Task>>,
     pub heartbeat_period: i64,
 }
 

@@ -354,15 +354,7 @@ pub async fn handle(
             let m = cluster.master().map_err(err)?;
             let b: w::ServiceSpec = read(req, "service create").await?;
             let spec = conv::service_spec(&b)?;
-            let image = spec.task.image.clone();
-            let engine = cluster.engine().clone();
-            let found = tokio::task::spawn_blocking(move || engine.image_inspect(&image)).await;
-            if !matches!(found, Ok(Ok(_))) {
-                return Err(ApiError::bad_request(format!(
-                    "No such image: {} (Berth has no registry: load or import it on the nodes, the manager included)",
-                    spec.task.image
-                )));
-            }
+            image_known(cluster, &spec.task.image).await?;
             let id = blocking(move || m.create_service(spec)).await?;
             json(
                 StatusCode::CREATED,
@@ -389,15 +381,7 @@ pub async fn handle(
                 Some(conv::service_spec(&b)?)
             };
             if let Some(s) = &spec {
-                let image = s.task.image.clone();
-                let engine = cluster.engine().clone();
-                let found = tokio::task::spawn_blocking(move || engine.image_inspect(&image)).await;
-                if !matches!(found, Ok(Ok(_))) {
-                    return Err(ApiError::bad_request(format!(
-                        "No such image: {}",
-                        s.task.image
-                    )));
-                }
+                image_known(cluster, &s.task.image).await?;
             }
             blocking(move || m.update_service(&id, version, spec, rollback)).await?;
             json(
@@ -526,6 +510,19 @@ pub async fn handle(
             json(StatusCode::OK, &conv::task(&m.task(&id).map_err(err)?))
         }
     })
+}
+
+/// A service's image must be in the manager's store: Berth has no registry to pull from.
+async fn image_known(cluster: &Cluster, image: &str) -> Result<(), ApiError> {
+    let engine = cluster.engine().clone();
+    let name = image.to_string();
+    let found = tokio::task::spawn_blocking(move || engine.image_inspect(&name)).await;
+    if matches!(found, Ok(Ok(_))) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "No such image: {image} (Berth has no registry: load or import it on the nodes, the manager included)"
+    )))
 }
 
 fn node_labels_match(f: &Filters, labels: &std::collections::BTreeMap<String, String>) -> bool {

@@ -95,7 +95,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
                 }
             };
         since = resp.version;
-        for t in resp.tasks {
+        for t in resp.tasks.unwrap_or_default() {
             if t.desired_state == TaskState::Running && seen.insert(t.id.clone()) {
                 let now = Instant::now();
                 c.first.lock().unwrap().get_or_insert(now);
