@@ -190,6 +190,14 @@ impl Engine {
         self.inner.network_disconnect(network, container, force)
     }
     /// Removes every user network no container is connected to; returns their names.
+    /// The cluster's service and task names on an overlay network, replacing earlier ones.
+    pub fn network_service_records(
+        &self,
+        network: &str,
+        records: &[(Vec<String>, std::net::Ipv4Addr)],
+    ) {
+        self.inner.network_service_records(network, records)
+    }
     pub fn network_prune(&self) -> Result<Vec<String>> {
         self.inner.network_prune()
     }

@@ -154,6 +154,9 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
     /// `-o` driver options (`com.docker.network.bridge.name` …).
     pub options: BTreeMap<String, String>,
+    /// This node's piece of a cluster overlay network (made by the cluster's agent, never
+    /// from the API): driver `overlay`, the subnet is the node's slice.
+    pub overlay: bool,
 }
 
 /// A network as the engine knows it.
@@ -163,7 +166,7 @@ pub struct Network {
     /// 64 hex digits.
     pub id: String,
     pub name: String,
-    /// `bridge`, `host` or `null`.
+    /// `bridge`, `host`, `null`, or `overlay` (a cluster network's piece on this node).
     pub driver: String,
     /// RFC 3339.
     pub created: String,

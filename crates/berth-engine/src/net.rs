@@ -530,6 +530,28 @@ impl Nets {
         }
     }
 
+    /// The cluster's names on an overlay network (services, their tasks), replacing the
+    /// ones set before; the network's DNS server starts if it was not running.
+    pub fn set_service_records(
+        &self,
+        network: &str,
+        records: &[(Vec<String>, std::net::Ipv4Addr)],
+    ) {
+        self.dns.set_records(network, "svc:", records);
+        let cfg = lock(&self.table)
+            .values()
+            .find(|r| r.net.name == network)
+            .and_then(|r| r.cfg.clone());
+        if let Some(cfg) = cfg {
+            if std::path::Path::new("/sys/class/net")
+                .join(&cfg.bridge)
+                .exists()
+            {
+                self.ensure_dns(&cfg);
+            }
+        }
+    }
+
     fn stop_dns(&self, name: &str) {
         if let Some(s) = lock(&self.servers).remove(name) {
             s.stop();
@@ -1149,6 +1171,12 @@ impl Inner {
         berth_net::validate_network_name(&spec.name).map_err(net_err)?;
         match spec.driver.as_deref().unwrap_or("bridge") {
             "" | "bridge" => {}
+            "overlay" if spec.overlay => {}
+            "overlay" => {
+                return Err(Error::Invalid(
+                    "overlay networks are made on a swarm manager: this node is not one".into(),
+                ))
+            }
             "host" | "null" => {
                 return Err(Error::Conflict(format!(
                     "only one instance of \"{}\" network is allowed",
@@ -1220,6 +1248,7 @@ impl Inner {
             cfg.bridge = b.clone();
         }
         cfg.labels = spec.labels.clone();
+        cfg.overlay = spec.overlay;
         cfg.validate().map_err(net_err)?;
         check_conflicts(&cfg, &configs).map_err(|e| match e {
             NetError::Overlap { .. } => Error::Conflict(e.to_string()),
@@ -1242,7 +1271,7 @@ impl Inner {
             net: Network {
                 id: id.clone(),
                 name: spec.name.clone(),
-                driver: "bridge".into(),
+                driver: if spec.overlay { "overlay" } else { "bridge" }.into(),
                 created: now_rfc3339(),
                 subnet: cfg.subnet.to_string(),
                 gateway: cfg.gateway.to_string(),
@@ -1312,6 +1341,15 @@ impl Inner {
         lock(&nets.table).remove(&rec.net.id);
         self.net_event("destroy", rec, None);
         Ok(())
+    }
+
+    /// Names the cluster publishes on an overlay network ([`Nets::set_service_records`]).
+    pub fn network_service_records(
+        &self,
+        network: &str,
+        records: &[(Vec<String>, std::net::Ipv4Addr)],
+    ) {
+        self.nets.set_service_records(network, records);
     }
 
     pub fn network_prune(&self) -> Result<Vec<String>> {

@@ -38,6 +38,11 @@ pub struct NetworkConfig {
     pub labels: BTreeMap<String, String>,
     /// The Linux bridge device (`berth0` or `br-<id[..12]>`); at most 15 bytes.
     pub bridge: String,
+    /// This node's piece of an overlay network ([`crate::OverlayPlan`]): the subnet is the
+    /// node's slice, the MTU leaves room for VXLAN, and the bridge does not masquerade (the
+    /// mesh table masquerades only what leaves the whole overlay).
+    #[serde(default)]
+    pub overlay: bool,
 }
 
 impl NetworkConfig {
@@ -60,6 +65,7 @@ impl NetworkConfig {
             internal,
             labels: BTreeMap::new(),
             bridge: bridge_device_name(name, id),
+            overlay: false,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -109,11 +115,15 @@ impl NetworkConfig {
             "bridge": self.bridge,
             "isGateway": true,
             "isDefaultGateway": !self.internal,
-            "ipMasq": !self.internal,
+            "ipMasq": !self.internal && !self.overlay,
             "hairpinMode": true,
             "capabilities": {"ips": true},
             "ipam": ipam,
         });
+        let mut bridge = bridge;
+        if self.overlay {
+            bridge["mtu"] = json!(crate::OVERLAY_MTU);
+        }
         let mut plugins = vec![bridge];
         if !self.internal {
             plugins.push(json!({
@@ -369,6 +379,11 @@ mod tests {
         assert_eq!(types, ["bridge", "portmap", "firewall"]);
         assert_eq!(p[0]["bridge"], "br-0123456789ab");
         assert_eq!(p[0]["ipMasq"], true);
+        let mut o = n.clone();
+        o.overlay = true;
+        let c = o.conflist(Path::new("/s"));
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
+        assert_eq!(c["plugins"][0]["mtu"], 1450);
         assert_eq!(p[0]["isDefaultGateway"], true);
         assert_eq!(p[0]["hairpinMode"], true);
         assert_eq!(p[0]["capabilities"]["ips"], true);

@@ -78,6 +78,28 @@ impl DnsRegistry {
         list.push(entry);
     }
 
+    /// Replaces every record of `network` whose key starts with `prefix` by `records` (names
+    /// and an address each): the cluster's service and task names.
+    pub fn set_records(&self, network: &str, prefix: &str, records: &[(Vec<String>, Ipv4Addr)]) {
+        let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let list = t.entry(network.to_string()).or_default();
+        list.retain(|e| !e.container_id.starts_with(prefix));
+        for (i, (names, ip)) in records.iter().enumerate() {
+            list.push(Entry {
+                container_id: format!("{prefix}{i}"),
+                names: names
+                    .iter()
+                    .map(|n| normalize(n))
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                ip: *ip,
+            });
+        }
+        if list.is_empty() {
+            t.remove(network);
+        }
+    }
+
     /// Withdraw a container's names from a network.
     pub fn remove(&self, network: &str, container_id: &str) {
         let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());

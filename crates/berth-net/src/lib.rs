@@ -51,7 +51,9 @@ mod cni;
 mod config;
 mod dns;
 mod error;
+mod mesh;
 mod network;
+mod overlay;
 mod ports;
 mod rules;
 mod subnet;
@@ -67,7 +69,14 @@ pub use dns::{
     DnsServerConfig, ResolvConf, TTL as DNS_TTL,
 };
 pub use error::{NetError, Result};
+pub use mesh::{
+    forget_unanswered, remove_mesh, MeshPort, MeshRules, MeshService, MESH_MARK, MESH_TABLE,
+};
 pub use network::{delete_link, device_ipv4, enable_ip_forward, Attachment, Cni, NetnsHandle};
+pub use overlay::{
+    node_capacity, overlay_devices, remove_overlay, slice, slice_prefix, vip, vtep_mac,
+    vxlan_device, OverlayPeer, OverlayPlan, PeerEntry, OVERLAY_MTU, VXLAN_PORT,
+};
 pub use ports::{
     ephemeral_range, host_port_free, PortAllocator, PortMapping, PortRequest, Protocol, Reservation,
 };
