@@ -132,7 +132,13 @@ pub struct Agent {
     /// A report was set by a start or stop and is still to be sent.
     dirty: std::sync::atomic::AtomicBool,
     handles: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The node's overlays, mesh and service names.
+    dataplane: Option<crate::dataplane::Dataplane>,
 }
+
+/// How long a task that takes traffic stays up after the mesh stopped sending it new
+/// connections, before it is told to stop: every node's table has changed by then.
+const DRAIN: Duration = Duration::from_millis(1000);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -141,7 +147,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Agent {
     pub fn new(engine: Arc<Engine>, membership: Membership) -> Result<Arc<Agent>> {
         let cfg = || ca::client_config(&membership.ca_pem, &membership.cert);
+        let dataplane = match crate::dataplane::Dataplane::new(
+            engine.clone(),
+            &membership.node_id,
+            &membership.advertise_addr,
+        ) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!("agent: no overlay networks on this node: {e}");
+                None
+            }
+        };
         Ok(Arc::new(Agent {
+            dataplane,
             session: Client::new(&membership.master, cfg()?),
             reporter: Client::new(&membership.master, cfg()?),
             engine,
@@ -194,6 +212,7 @@ impl Agent {
 
     async fn session_loop(self: Arc<Agent>) {
         let mut since = 0u64;
+        let mut net_since = 0u64;
         let mut failures = 0u32;
         // The node's description changes rarely: read it again every 30 s, not per heartbeat.
         let mut description = NodeDescription::default();
@@ -217,6 +236,7 @@ impl Agent {
                 description: description.clone(),
                 reports,
                 since,
+                net_since,
             };
             match self
                 .session
@@ -232,6 +252,19 @@ impl Agent {
                     }
                     failures = 0;
                     since = resp.version;
+                    if let Some(net) = resp.net {
+                        let me = self.clone();
+                        let ok = tokio::task::spawn_blocking(move || match &me.dataplane {
+                            Some(d) => d.apply(&net).map_err(|e| {
+                                tracing::warn!("agent: networking: {e}");
+                            }),
+                            None => Ok(()),
+                        })
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                        // A failed apply is tried again with the next answer.
+                        net_since = if ok { resp.net_version } else { 0 };
+                    }
                     if let Some(tasks) = resp.tasks {
                         let me = self.clone();
                         let _ = tokio::task::spawn_blocking(move || me.apply(tasks)).await;
@@ -246,6 +279,7 @@ impl Agent {
                     }
                     failures += 1;
                     since = 0;
+                    net_since = 0;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
@@ -331,6 +365,10 @@ impl Agent {
                 self.set(t, TaskState::Failed, "starting", &e.to_string(), &id, 0, 0);
             }
         } else if let Some(c) = existing {
+            if c.state.running() && !t.networks.is_empty() && t.status.state == TaskState::Running {
+                // Out of the mesh first; in-flight connections finish meanwhile.
+                std::thread::sleep(DRAIN);
+            }
             if c.state.running() {
                 let grace = if t.spec.stop_grace_period > 0 {
                     t.spec.stop_grace_period / 1_000_000_000
@@ -377,6 +415,7 @@ impl Agent {
             pid,
             exit_code: exit,
             healthy: None,
+            addrs: BTreeMap::new(),
         };
         lock(&self.sent).insert(t.id.clone(), r);
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -435,6 +474,12 @@ impl Agent {
                 pid: c.state.pid as i64,
                 exit_code: c.state.exit_code as i64,
                 healthy: health.map(|h| h == HealthStatus::Healthy),
+                addrs: c
+                    .networks
+                    .iter()
+                    .filter(|(_, e)| !e.ip_address.is_empty())
+                    .map(|(n, e)| (n.clone(), e.ip_address.clone()))
+                    .collect(),
             };
             let mut sent = lock(&self.sent);
             let prev = sent.get(task);
@@ -485,6 +530,9 @@ impl Agent {
         self.stop();
         for (_, c) in self.containers() {
             let _ = self.engine.remove(&c.id, true, false);
+        }
+        if let Some(d) = &self.dataplane {
+            d.clear();
         }
     }
 }
@@ -574,7 +622,16 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
         tty: s.tty,
         init: s.init,
         read_only: s.read_only,
-        network_mode: "default".into(),
+        network_mode: t
+            .networks
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into()),
+        endpoints: t
+            .networks
+            .iter()
+            .map(|n| (n.clone(), berth_engine::EndpointSpec::default()))
+            .collect(),
         ..Default::default()
     };
     if !s.command.is_empty() {
@@ -598,9 +655,13 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
     if s.stop_grace_period > 0 {
         spec.stop_timeout = Some(s.stop_grace_period / 1_000_000_000);
     }
-    // Published ports are bound on the node that runs the task (Swarm's host mode; the
-    // routing mesh that answers on every node is not there yet).
-    for p in t.ports.iter().filter(|p| p.published != 0) {
+    // Host-mode ports are bound on the node that runs the task; ingress-mode ones answer on
+    // every node through the mesh (`dataplane`).
+    for p in t
+        .ports
+        .iter()
+        .filter(|p| p.published != 0 && p.mode == "host")
+    {
         let key = format!("{}/{}", p.target, p.protocol);
         spec.exposed_ports.push(key.clone());
         spec.port_bindings

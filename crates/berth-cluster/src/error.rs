@@ -24,6 +24,9 @@ pub enum Error {
     Io(String),
     #[error("store: {0}")]
     Store(String),
+    /// This master's leadership (its etcd election key) is gone: the store wrote nothing.
+    #[error("not the leader: {0}")]
+    NotLeader(String),
     #[error("{0}")]
     Engine(#[from] berth_engine::Error),
     #[error("{0}")]

@@ -8,15 +8,20 @@
 //! - [`scheduler`]: filter and score;
 //! - [`master`]: the state, the protocol server, the controllers;
 //! - [`agent`]: the session with the master and the node's task containers;
+//! - [`netstate`]: overlay networks, VIPs and the tasks that take traffic, as agents apply
+//!   them (VXLAN, the nftables mesh, DNS);
 //! - [`ca`]: the swarm's CA, node certificates and join tokens;
 //! - [`cluster`]: what one berthd is in the swarm (inactive, manager, worker).
 
 pub mod agent;
 pub mod ca;
 pub mod cluster;
+pub mod dataplane;
 pub mod error;
+pub mod etcd;
 pub mod master;
 pub mod model;
+pub mod netstate;
 pub mod proto;
 pub mod scheduler;
 pub mod store;
@@ -132,6 +137,15 @@ pub fn validate_spec(spec: &model::ServiceSpec) -> Result<()> {
                 m.source
             ));
         }
+    }
+    if !matches!(spec.endpoint_mode.as_str(), "" | "vip" | "dnsrr") {
+        return bad(format!(
+            "invalid endpoint mode {:?}: vip or dnsrr",
+            spec.endpoint_mode
+        ));
+    }
+    if spec.dnsrr() && spec.ingress_ports().next().is_some() {
+        return bad("port published with ingress mode can't be used with dnsrr mode".into());
     }
     Ok(())
 }

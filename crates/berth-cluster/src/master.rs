@@ -23,6 +23,7 @@ use tokio::sync::{watch, Notify};
 use crate::ca::{self, Ca, Issued};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::netstate::{self, NetState};
 use crate::proto::{
     self, JoinRequest, JoinResponse, ReportRequest, RpcError, SessionRequest, SessionResponse,
     TaskReport,
@@ -64,6 +65,11 @@ struct State {
     /// Tokens' secrets.
     worker_secret: String,
     manager_secret: String,
+    /// Overlay networks by id (kept in the store as one `networks` row).
+    networks: BTreeMap<String, Network>,
+    /// The networking every agent gets, and its version (bumped when it changes).
+    net: Arc<NetState>,
+    net_version: u64,
 }
 
 pub struct Master {
@@ -81,6 +87,9 @@ pub struct Master {
     /// Scheduler figures: tasks placed and time spent placing.
     pub placed: std::sync::atomic::AtomicU64,
     pub place_nanos: std::sync::atomic::AtomicU64,
+    /// Reconcile figures: passes made and time spent in them.
+    pub reconciles: std::sync::atomic::AtomicU64,
+    pub reconcile_nanos: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -156,6 +165,65 @@ impl State {
         self.services.insert(s.id.clone(), s);
     }
 
+    fn compute_net(&self) -> NetState {
+        netstate::compute(
+            self.networks.values(),
+            self.nodes.values(),
+            self.services
+                .values()
+                .filter(|s| !s.networks.is_empty())
+                .map(|s| (s, self.service_tasks(&s.id))),
+        )
+    }
+
+    /// The networks a service's tasks join, by name, and its VIPs on them.
+    fn attach(&self, svc: &mut Service) -> Result<()> {
+        let mut names = Vec::new();
+        for want in &svc.spec.networks {
+            let n = self
+                .find_network(want)
+                .ok_or_else(|| Error::NotFound(format!("network {want} not found")))?;
+            if n.ingress {
+                return Err(Error::InvalidArgument(format!(
+                    "service {} cannot be attached to the ingress network {}: it joins it when it publishes a port",
+                    svc.spec.name, n.name
+                )));
+            }
+            if !names.contains(&n.name) {
+                names.push(n.name.clone());
+            }
+        }
+        if svc.spec.ingress_ports().next().is_some() {
+            let ingress = self
+                .networks
+                .values()
+                .find(|n| n.ingress)
+                .ok_or_else(|| Error::Internal("the swarm has no ingress network".into()))?;
+            names.push(ingress.name.clone());
+        }
+        svc.networks = names;
+        let others: Vec<&Service> = self.services.values().filter(|s| s.id != svc.id).collect();
+        netstate::assign_vips(svc, &self.networks, &others)
+    }
+
+    fn find_network(&self, name: &str) -> Option<&Network> {
+        self.networks.get(name).or_else(|| {
+            self.networks.values().find(|n| n.name == name).or_else(|| {
+                let m: Vec<&Network> = self
+                    .networks
+                    .values()
+                    .filter(|n| n.id.starts_with(name))
+                    .collect();
+                (m.len() == 1).then(|| m[0])
+            })
+        })
+    }
+
+    fn networks_row(&self) -> Result<(String, String)> {
+        let all: Vec<&Network> = self.networks.values().collect();
+        Ok(("networks".into(), serde_json::to_string(&all)?))
+    }
+
     fn service_tasks(&self, id: &str) -> Vec<&Task> {
         self.by_service
             .get(id)
@@ -216,6 +284,8 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, attempt: u64, now: i64) -> 
         retire: Retire::Keep,
         replaces: String::new(),
         ports: svc.spec.ports.clone(),
+        networks: svc.networks.clone(),
+        addrs: BTreeMap::new(),
     })
 }
 
@@ -260,6 +330,18 @@ impl Master {
             manager_addr: Some(cfg.advertise.clone()),
             leader: true,
             port: cfg.listen.port(),
+            net_index: 1,
+        };
+        let ingress = Network {
+            id: random_id(25)?,
+            name: netstate::INGRESS.into(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            subnet: netstate::INGRESS_SUBNET.into(),
+            vni: netstate::INGRESS_VNI,
+            ingress: true,
+            ..Default::default()
         };
         let mut store = Store::open(&cfg.dir.join("state.db"))?;
         let fp = ca::fingerprint_pem(&issued.cert_pem)?;
@@ -271,6 +353,7 @@ impl Master {
                 ("manager_secret".into(), manager_secret),
                 ("master_cert".into(), serde_json::to_string(&issued)?),
                 (format!("peer:{fp}"), node_id.clone()),
+                ("networks".into(), serde_json::to_string(&vec![ingress])?),
             ],
             ..Default::default()
         };
@@ -285,7 +368,7 @@ impl Master {
 
     /// Opens the swarm kept under `cfg.dir` (a restarted master).
     pub fn open(cfg: MasterConfig) -> Result<Arc<Master>> {
-        let store = Store::open(&cfg.dir.join("state.db"))?;
+        let mut store = Store::open(&cfg.dir.join("state.db"))?;
         let swarm: SwarmInfo = serde_json::from_str(
             &store
                 .get("swarm")?
@@ -318,14 +401,37 @@ impl Master {
             // an agent already has from before.
             counter: now_nanos() as u64,
             base: 0,
+            networks: match store.get("networks")? {
+                Some(j) => serde_json::from_str::<Vec<Network>>(&j)?
+                    .into_iter()
+                    .map(|n| (n.id.clone(), n))
+                    .collect(),
+                None => BTreeMap::new(),
+            },
+            net: Arc::new(NetState::default()),
+            net_version: 0,
         };
         st.base = st.counter;
+        st.net_version = st.counter;
         let start = Instant::now();
         let mut seen = HashMap::new();
         for n in loaded.nodes {
             // A restarted master gives every node a fresh grace before calling it down.
             seen.insert(n.id.clone(), start);
             st.nodes.insert(n.id.clone(), n);
+        }
+        // Nodes from before overlay networks get their slice now (kept by the next change).
+        let unindexed: Vec<String> = st
+            .nodes
+            .values()
+            .filter(|n| n.net_index == 0)
+            .map(|n| n.id.clone())
+            .collect();
+        for id in unindexed {
+            let i = netstate::allocate_index(st.nodes.values());
+            if let Some(n) = st.nodes.get_mut(&id) {
+                n.net_index = i;
+            }
         }
         for s in loaded.services {
             st.services.insert(s.id.clone(), s);
@@ -343,6 +449,28 @@ impl Master {
                 .insert(t.id.clone());
             st.tasks.insert(t.id.clone(), t);
         }
+        if !st.networks.values().any(|n| n.ingress) {
+            // A swarm from before overlay networks: its routing mesh's network now.
+            let now = now_nanos();
+            let ingress = Network {
+                id: random_id(25)?,
+                name: netstate::INGRESS.into(),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+                subnet: netstate::INGRESS_SUBNET.into(),
+                vni: netstate::INGRESS_VNI,
+                ingress: true,
+                ..Default::default()
+            };
+            st.networks.insert(ingress.id.clone(), ingress);
+            let all: Vec<&Network> = st.networks.values().collect();
+            store.commit(&Batch {
+                kv: vec![("networks".into(), serde_json::to_string(&all)?)],
+                ..Default::default()
+            })?;
+        }
+        st.net = Arc::new(st.compute_net());
         let (versions, _) = watch::channel(1);
         Ok(Arc::new(Master {
             cfg,
@@ -355,6 +483,8 @@ impl Master {
             versions,
             placed: Default::default(),
             place_nanos: Default::default(),
+            reconciles: Default::default(),
+            reconcile_nanos: Default::default(),
             tasks: Mutex::new(Vec::new()),
         }))
     }
@@ -445,6 +575,7 @@ impl Master {
                 lock(&self.last_seen).insert(node.clone(), Instant::now());
                 let req: SessionRequest = serde_json::from_slice(&body).map_err(bad)?;
                 let req_since = req.since;
+                let net_since = req.net_since;
                 let me = self.clone();
                 let n = node.clone();
                 tokio::task::spawn_blocking(move || {
@@ -456,7 +587,7 @@ impl Master {
                 let mut rx = self.versions.subscribe();
                 let deadline = tokio::time::Instant::now() + self.cfg.heartbeat;
                 loop {
-                    if let Some(resp) = self.assignments(&node, req_since) {
+                    if let Some(resp) = self.assignments(&node, req_since, net_since) {
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
                     if tokio::time::timeout_at(deadline, rx.changed())
@@ -468,6 +599,8 @@ impl Master {
                             version: req_since,
                             tasks: None,
                             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+                            net_version: net_since,
+                            net: None,
                         };
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
@@ -478,11 +611,18 @@ impl Master {
     }
 
     /// The node's tasks, unless the agent has their version already.
-    fn assignments(&self, node: &str, since: u64) -> Option<SessionResponse> {
+    fn assignments(&self, node: &str, since: u64, net_since: u64) -> Option<SessionResponse> {
         let st = lock(&self.state);
         let v = st.node_version.get(node).copied().unwrap_or(st.base);
+        let net = (net_since != st.net_version).then(|| st.net.clone());
         if since == v {
-            return None;
+            return net.map(|net| SessionResponse {
+                version: v,
+                tasks: None,
+                heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+                net_version: st.net_version,
+                net: Some(net),
+            });
         }
         let tasks = st
             .by_node
@@ -497,11 +637,22 @@ impl Master {
             version: v,
             tasks: Some(tasks),
             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+            net_version: st.net_version,
+            net,
         })
     }
 
     fn commit(&self, st: &mut State, ch: Change) -> Result<()> {
         lock(&self.store).commit(&ch.batch)?;
+        if !ch.batch.is_empty() {
+            let net = st.compute_net();
+            if net != *st.net {
+                st.net = Arc::new(net);
+                st.counter += 1;
+                st.net_version = st.counter;
+                self.versions.send_replace(st.counter);
+            }
+        }
         if !ch.touched_nodes.is_empty() {
             st.counter += 1;
             for n in ch.touched_nodes {
@@ -561,6 +712,7 @@ impl Master {
             manager_addr: None,
             leader: false,
             port: req.port,
+            net_index: netstate::allocate_index(st.nodes.values()),
         };
         let mut ch = Change::default();
         ch.batch.kv.push((format!("peer:{fp}"), id.clone()));
@@ -639,6 +791,10 @@ impl Master {
                 changed = true;
                 wake = true;
             }
+            if !r.addrs.is_empty() && r.addrs != t.addrs {
+                t.addrs = r.addrs.clone();
+                changed = true;
+            }
             if changed {
                 st.put_task(&mut ch, t, now);
             }
@@ -654,6 +810,16 @@ impl Master {
 
     /// One pass of every controller.
     pub fn reconcile(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t0 = Instant::now();
+        let r = self.reconcile_pass();
+        self.reconciles.fetch_add(1, Relaxed);
+        self.reconcile_nanos
+            .fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
+        r
+    }
+
+    fn reconcile_pass(&self) -> Result<()> {
         let now = now_nanos();
         let mut st = lock(&self.state);
         let mut ch = Change::default();
@@ -1275,7 +1441,11 @@ impl Master {
             previous_spec: None,
             task_version: 1,
             update_status: None,
+            vips: Vec::new(),
+            networks: Vec::new(),
         };
+        let mut svc = svc;
+        st.attach(&mut svc)?;
         let id = svc.id.clone();
         let mut ch = Change::default();
         st.put_service(&mut ch, svc, now);
@@ -1323,8 +1493,11 @@ impl Master {
                 spec.name
             )));
         }
-        let template_changed = spec.task != svc.spec.task || spec.ports != svc.spec.ports;
+        let template_changed = spec.task != svc.spec.task
+            || spec.ports != svc.spec.ports
+            || spec.networks != svc.spec.networks;
         let old = std::mem::replace(&mut svc.spec, spec);
+        st.attach(&mut svc)?;
         if template_changed || rollback {
             svc.previous_spec = Some(old);
             svc.task_version += 1;
@@ -1375,6 +1548,97 @@ impl Master {
         st.by_service.remove(&svc.id);
         ch.batch.services_deleted.push(svc.id);
         self.commit(&mut st, ch)
+    }
+
+    /// The swarm's overlay networks.
+    pub fn networks(&self) -> Vec<Network> {
+        lock(&self.state).networks.values().cloned().collect()
+    }
+
+    pub fn network(&self, name: &str) -> Result<Network> {
+        lock(&self.state)
+            .find_network(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("network {name} not found")))
+    }
+
+    /// `docker network create -d overlay NAME [--subnet CIDR]`.
+    pub fn create_network(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        labels: BTreeMap<String, String>,
+        attachable: bool,
+        internal: bool,
+    ) -> Result<Network> {
+        berth_net::validate_network_name(name)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut st = lock(&self.state);
+        if st.networks.values().any(|n| n.name == name) {
+            return Err(Error::Conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let taken: Vec<&Network> = st.networks.values().collect();
+        let subnet = netstate::allocate_subnet(&taken, subnet)?;
+        let vni = netstate::allocate_vni(&taken);
+        let now = now_nanos();
+        let n = Network {
+            id: random_id(25)?,
+            name: name.to_string(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            subnet,
+            vni,
+            ingress: false,
+            attachable,
+            internal,
+            labels,
+        };
+        st.networks.insert(n.id.clone(), n.clone());
+        let mut ch = Change::default();
+        ch.batch.kv.push(st.networks_row()?);
+        if let Err(e) = self.commit(&mut st, ch) {
+            st.networks.remove(&n.id);
+            return Err(e);
+        }
+        tracing::info!(
+            "overlay network {} ({}) created on {}",
+            n.name,
+            n.id,
+            n.subnet
+        );
+        Ok(n)
+    }
+
+    /// `docker network rm`: refused while a service uses it; the ingress network stays.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        let n = st
+            .find_network(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("network {name} not found")))?;
+        if n.ingress {
+            return Err(Error::Conflict(format!(
+                "network {} is the swarm's ingress network (its routing mesh) and stays",
+                n.name
+            )));
+        }
+        if let Some(s) = st.services.values().find(|s| s.networks.contains(&n.name)) {
+            return Err(Error::Conflict(format!(
+                "rpc error: network {} is in use by service {}",
+                n.name, s.spec.name
+            )));
+        }
+        st.networks.remove(&n.id);
+        let mut ch = Change::default();
+        ch.batch.kv.push(st.networks_row()?);
+        if let Err(e) = self.commit(&mut st, ch) {
+            st.networks.insert(n.id.clone(), n);
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub fn tasks(&self) -> Vec<Task> {

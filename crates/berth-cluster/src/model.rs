@@ -106,6 +106,9 @@ pub struct Node {
     /// The port the node serves its task logs on.
     #[serde(default)]
     pub port: u16,
+    /// The node's slice of every overlay network (1..; 0: not given yet).
+    #[serde(default)]
+    pub net_index: u32,
 }
 
 /// `--mode replicated --replicas N` or `--mode global`.
@@ -300,6 +303,53 @@ pub struct ServiceSpec {
     pub update: UpdateConfig,
     pub rollback: UpdateConfig,
     pub ports: Vec<PortConfig>,
+    /// The overlay networks' ids its tasks are attached to (`--network`).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// `vip` (a virtual IP balanced over the tasks) or `dnsrr` (the name answers every
+    /// task's address).
+    #[serde(default)]
+    pub endpoint_mode: String,
+}
+
+impl ServiceSpec {
+    /// Ports published through the routing mesh (every node answers).
+    pub fn ingress_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports
+            .iter()
+            .filter(|p| p.published != 0 && p.mode != "host")
+    }
+
+    pub fn dnsrr(&self) -> bool {
+        self.endpoint_mode == "dnsrr"
+    }
+}
+
+/// A cluster-wide overlay network (`docker network create -d overlay`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: u64,
+    /// The whole network's subnet (CIDR); each node has a slice of it.
+    pub subnet: String,
+    /// The VXLAN network identifier.
+    pub vni: u32,
+    /// The routing mesh's network: services with published ports join it.
+    pub ingress: bool,
+    pub attachable: bool,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A service's virtual IP on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VirtualIp {
+    pub network_id: String,
+    pub addr: String,
 }
 
 impl ServiceSpec {
@@ -369,6 +419,13 @@ pub struct Service {
     /// Bumped whenever `spec.task` changes: tasks made from an older one are out of date.
     pub task_version: u64,
     pub update_status: Option<UpdateStatus>,
+    /// Its virtual IPs, one per network (VIP endpoint mode).
+    #[serde(default)]
+    pub vips: Vec<VirtualIp>,
+    /// The networks (names) its tasks join: `--network`s, and `ingress` when a port is
+    /// published through the mesh.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 /// Swarm's task states, in order: a task only moves forward.
@@ -492,6 +549,12 @@ pub struct Task {
     /// that runs the task.
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    /// The networks (by name) the task is attached to, in order.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Its addresses once running: network name → IPv4.
+    #[serde(default)]
+    pub addrs: BTreeMap<String, String>,
 }
 
 /// What happens to a task's slot once the master stops wanting the task.

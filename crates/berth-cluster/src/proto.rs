@@ -65,6 +65,9 @@ pub struct TaskReport {
     pub pid: i64,
     pub exit_code: i64,
     pub healthy: Option<bool>,
+    /// The container's addresses: network name → IPv4.
+    #[serde(default)]
+    pub addrs: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +76,9 @@ pub struct SessionRequest {
     pub reports: Vec<TaskReport>,
     /// The assignment version the agent has; 0 at first.
     pub since: u64,
+    /// The networking version the agent has; 0 at first.
+    #[serde(default)]
+    pub net_since: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +88,11 @@ pub struct SessionResponse {
     /// the version the agent sent.
     pub tasks: Option<Vec<Task>>,
     pub heartbeat_period: i64,
+    #[serde(default)]
+    pub net_version: u64,
+    /// The cluster's networking; `None`: unchanged since `net_since`.
+    #[serde(default)]
+    pub net: Option<std::sync::Arc<crate::netstate::NetState>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

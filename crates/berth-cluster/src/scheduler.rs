@@ -180,6 +180,7 @@ impl<'a> Scheduler<'a> {
             }
             if task.ports.iter().any(|p| {
                 p.published != 0
+                    && p.mode == "host"
                     && self.slots[i]
                         .ports
                         .contains(&(p.published, p.protocol.clone()))
@@ -239,7 +240,7 @@ impl<'a> Scheduler<'a> {
             s.reserved.nano_cpus -= task.spec.reservations.nano_cpus;
             s.reserved.memory_bytes -= task.spec.reservations.memory_bytes;
             s.total = s.total.saturating_sub(1);
-            for p in &task.ports {
+            for p in task.ports.iter().filter(|p| p.mode == "host") {
                 s.ports.remove(&(p.published, p.protocol.clone()));
             }
             if let Some(c) = s.by_service.get_mut(&task.service_id) {
@@ -313,7 +314,11 @@ fn label_value(node: &Node, descriptor: &str) -> String {
 }
 
 fn add(slot: &mut Slot, t: &Task) {
-    for p in t.ports.iter().filter(|p| p.published != 0) {
+    for p in t
+        .ports
+        .iter()
+        .filter(|p| p.published != 0 && p.mode == "host")
+    {
         slot.ports.insert((p.published, p.protocol.clone()));
     }
     slot.reserved.nano_cpus += t.spec.reservations.nano_cpus;
@@ -378,6 +383,8 @@ mod tests {
             retire: Retire::Keep,
             replaces: String::new(),
             ports: Vec::new(),
+            networks: Vec::new(),
+            addrs: Default::default(),
         }
     }
 

@@ -1,18 +1,31 @@
-//! The master's state in an embedded SQLite database (`<data-root>/swarm/state.db`): the swarm
-//! itself, its CA, nodes, services and tasks, each row the JSON of its model type. Every
-//! change the master makes is one transaction ([`Batch`]), so a crash leaves either all of a
-//! change or none of it, and a restarted master finds exactly what it had.
+//! The master's state: in an embedded SQLite database (`<data-root>/swarm/state.db`, one
+//! master), or in etcd (masters that share it, one of them leading: see [`crate::etcd`]). Either
+//! way it holds the swarm itself, its CA, nodes, services and tasks, each row the JSON of its
+//! model type. Every change the master makes is one transaction ([`Batch`]), so a crash leaves
+//! either all of a change or none of it, and a restarted master finds exactly what it had (on
+//! etcd a batch of more than 128 operations is split into several txns, each atomic on its own).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::etcd::EtcdStore;
+pub use crate::etcd::{Fence, Leadership};
 use crate::model::{Node, Service, Task};
 
+/// The master's store: SQLite ([`Store::open`]) or etcd ([`Store::open_etcd`]), the same
+/// methods on both. Every method is a plain blocking call, safe on any thread, inside an async
+/// task too (the etcd client runs on a thread of its own).
 pub struct Store {
-    db: Connection,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite { db: Connection, path: PathBuf },
+    Etcd(EtcdStore),
 }
 
 /// One transaction's worth of changes.
@@ -47,7 +60,14 @@ pub struct Loaded {
     pub tasks: Vec<Task>,
 }
 
+fn etcd_only(what: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{what} needs the store on etcd; this one is SQLite"
+    ))
+}
+
 impl Store {
+    /// The SQLite store at `path` (made, with its directory, if missing).
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -62,21 +82,53 @@ impl Store {
              CREATE TABLE IF NOT EXISTS services (id TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
         )?;
-        Ok(Store { db })
+        Ok(Store {
+            backend: Backend::Sqlite {
+                db,
+                path: path.to_path_buf(),
+            },
+        })
+    }
+
+    /// The store in the etcd cluster at `endpoints` (`http://host:2379`), every key under
+    /// `prefix` (`/berth/`; a `/` is added if missing). Fails, naming the endpoints, if etcd
+    /// does not answer within 5 s.
+    pub fn open_etcd(endpoints: &[String], prefix: &str) -> Result<Store> {
+        Ok(Store {
+            backend: Backend::Etcd(EtcdStore::open(endpoints, prefix)?),
+        })
+    }
+
+    /// Another handle on the same store: on etcd it shares the client (and the fence, so a
+    /// leadership won through one fences both); on SQLite it is a second connection.
+    pub fn try_clone(&self) -> Result<Store> {
+        let backend = match &self.backend {
+            Backend::Sqlite { path, .. } => return Store::open(path),
+            Backend::Etcd(e) => Backend::Etcd(e.clone()),
+        };
+        Ok(Store { backend })
+    }
+
+    pub fn is_etcd(&self) -> bool {
+        matches!(self.backend, Backend::Etcd(_))
     }
 
     pub fn get(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .db
-            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        match &self.backend {
+            Backend::Sqlite { db, .. } => Ok(db
+                .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?),
+            Backend::Etcd(e) => e.get(key),
+        }
     }
 
     /// Certificate fingerprint → node id, for every node that joined.
     pub fn peers(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .db
-            .prepare("SELECT key, value FROM kv WHERE key LIKE 'peer:%'")?;
+        let db = match &self.backend {
+            Backend::Sqlite { db, .. } => db,
+            Backend::Etcd(e) => return e.peers(),
+        };
+        let mut st = db.prepare("SELECT key, value FROM kv WHERE key LIKE 'peer:%'")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -87,36 +139,42 @@ impl Store {
     }
 
     pub fn delete_peer(&self, node_id: &str) -> Result<()> {
-        self.db.execute(
-            "DELETE FROM kv WHERE key LIKE 'peer:%' AND value = ?1",
-            [node_id],
-        )?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite { db, .. } => {
+                db.execute(
+                    "DELETE FROM kv WHERE key LIKE 'peer:%' AND value = ?1",
+                    [node_id],
+                )?;
+                Ok(())
+            }
+            Backend::Etcd(e) => e.delete_peer(node_id),
+        }
     }
 
     pub fn load(&self) -> Result<Loaded> {
+        let db = match &self.backend {
+            Backend::Sqlite { db, .. } => db,
+            Backend::Etcd(e) => return e.load(),
+        };
         Ok(Loaded {
-            nodes: self.all("nodes")?,
-            services: self.all("services")?,
-            tasks: self.all("tasks")?,
+            nodes: all(db, "nodes")?,
+            services: all(db, "services")?,
+            tasks: all(db, "tasks")?,
         })
     }
 
-    fn all<T: DeserializeOwned>(&self, table: &str) -> Result<Vec<T>> {
-        let mut st = self.db.prepare(&format!("SELECT body FROM {table}"))?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(serde_json::from_str(&r?)?);
-        }
-        Ok(out)
-    }
-
+    /// Writes a batch: one SQLite transaction, or etcd txns of at most 128 operations each
+    /// (atomic each, not across), fenced by the store's leadership if it is bound to one
+    /// ([`Error::NotLeader`] if it is lost).
     pub fn commit(&mut self, b: &Batch) -> Result<()> {
         if b.is_empty() {
             return Ok(());
         }
-        let tx = self.db.transaction()?;
+        let db = match &mut self.backend {
+            Backend::Sqlite { db, .. } => db,
+            Backend::Etcd(e) => return e.commit(b),
+        };
+        let tx = db.transaction()?;
         {
             let mut kv =
                 tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
@@ -133,6 +191,83 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+
+    /// Sets one kv entry (a batch of one).
+    pub fn put_kv(&mut self, key: &str, value: &str) -> Result<()> {
+        self.commit(&Batch {
+            kv: vec![(key.to_string(), value.to_string())],
+            ..Default::default()
+        })
+    }
+
+    /// Campaigns in the election `name` (etcd only) with `value` (what [`Store::leader`]
+    /// tells the others, an address say): grants a lease of `ttl_secs`, keeps it alive every
+    /// ttl/3, and blocks until elected, however long that takes. Once elected, this store (and
+    /// its clones) is fenced by the leadership: every commit checks that the leader key still
+    /// exists with its create revision, and fails with [`Error::NotLeader`] otherwise.
+    pub fn campaign(&self, name: &str, value: &str, ttl_secs: i64) -> Result<Leadership> {
+        match &self.backend {
+            Backend::Etcd(e) => e
+                .campaign(name, value, ttl_secs, None)?
+                .ok_or_else(|| Error::Internal("campaign ended unelected".into())),
+            Backend::Sqlite { .. } => Err(etcd_only("leader election")),
+        }
+    }
+
+    /// [`Store::campaign`] for at most `wait`: `Ok(None)` if not elected by then (the
+    /// candidacy is withdrawn and its lease revoked), so that a thread can campaign in a loop
+    /// and stop when asked.
+    pub fn campaign_timeout(
+        &self,
+        name: &str,
+        value: &str,
+        ttl_secs: i64,
+        wait: Duration,
+    ) -> Result<Option<Leadership>> {
+        match &self.backend {
+            Backend::Etcd(e) => e.campaign(name, value, ttl_secs, Some(wait)),
+            Backend::Sqlite { .. } => Err(etcd_only("leader election")),
+        }
+    }
+
+    /// The value the leader of the election `name` campaigned with; `None` if nobody leads.
+    pub fn leader(&self, name: &str) -> Result<Option<String>> {
+        match &self.backend {
+            Backend::Etcd(e) => e.leader(name),
+            Backend::Sqlite { .. } => Err(etcd_only("leader election")),
+        }
+    }
+
+    /// The leadership this store's commits are fenced by, if any (always `None` on SQLite).
+    pub fn fence(&self) -> Option<Fence> {
+        match &self.backend {
+            Backend::Etcd(e) => e.fence(),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// Binds (or with `None` unbinds) the fence of this store and its clones by hand, e.g. to
+    /// [`Leadership::fence`] of a leadership won through another store. SQLite has no fence.
+    pub fn set_fence(&self, fence: Option<Fence>) -> Result<()> {
+        match &self.backend {
+            Backend::Etcd(e) => {
+                e.set_fence(fence);
+                Ok(())
+            }
+            Backend::Sqlite { .. } if fence.is_none() => Ok(()),
+            Backend::Sqlite { .. } => Err(etcd_only("fencing")),
+        }
+    }
+}
+
+fn all<T: DeserializeOwned>(db: &Connection, table: &str) -> Result<Vec<T>> {
+    let mut st = db.prepare(&format!("SELECT body FROM {table}"))?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(serde_json::from_str(&r?)?);
+    }
+    Ok(out)
 }
 
 fn put<'a, T: Serialize + 'a>(

@@ -893,21 +893,82 @@ async fn dispatch(
         // ---- networks ----------------------------------------------------------------------
         Action::NetworkList { filters } => {
             let list = blocking(engine, |e| e.networks()).await?;
+            let master = cluster.and_then(|c| c.master().ok());
             let mut out = Vec::new();
             for n in &list {
+                // On a manager the swarm's overlays are listed whole, not this node's pieces.
+                if master.is_some() && n.driver == "overlay" {
+                    continue;
+                }
                 if filter::network_matches(&filters, n)? {
                     out.push(network::resource(n));
+                }
+            }
+            if let Some(m) = master {
+                for n in m.networks() {
+                    let as_local = berth_engine::Network {
+                        id: n.id.clone(),
+                        name: n.name.clone(),
+                        driver: "overlay".into(),
+                        labels: n.labels.clone(),
+                        internal: n.internal,
+                        ..Default::default()
+                    };
+                    if filter::network_matches(&filters, &as_local)? {
+                        out.push(network::cluster_resource(&n));
+                    }
                 }
             }
             json(StatusCode::OK, &out)
         }
         Action::NetworkInspect { id } => {
+            if let Some(n) = cluster
+                .and_then(|c| c.master().ok())
+                .and_then(|m| m.network(&id).ok())
+            {
+                return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+            }
             let n = blocking(engine, move |e| e.network_inspect(&id)).await?;
             json(StatusCode::OK, &network::resource(&n))
         }
         Action::NetworkCreate => {
             let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
             let body: NetworkCreateRequest = create::parse_body("network create", &bytes)?;
+            if body.driver == "overlay" {
+                let c = cluster.ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overlay networks need swarm mode, which this daemon runs without",
+                    )
+                })?;
+                let m = c.master().map_err(crate::swarm::err)?;
+                let subnet = body
+                    .ipam
+                    .as_ref()
+                    .and_then(|i| i.config.first())
+                    .map(|c| c.subnet.clone())
+                    .filter(|s| !s.is_empty());
+                let labels = body.labels.clone().unwrap_or_default();
+                let n = tokio::task::spawn_blocking(move || {
+                    m.create_network(
+                        &body.name,
+                        subnet.as_deref(),
+                        labels,
+                        body.attachable,
+                        body.internal,
+                    )
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(crate::swarm::err)?;
+                return Ok(json(
+                    StatusCode::CREATED,
+                    &NetworkCreateResponse {
+                        id: n.id,
+                        warning: String::new(),
+                    },
+                ));
+            }
             let spec = network::create_spec(&body)?;
             let id = blocking(engine, move |e| e.network_create(spec)).await?;
             json(
@@ -919,6 +980,15 @@ async fn dispatch(
             )
         }
         Action::NetworkRemove { id } => {
+            if let Some(m) = cluster.and_then(|c| c.master().ok()) {
+                if m.network(&id).is_ok() {
+                    tokio::task::spawn_blocking(move || m.remove_network(&id))
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                        .map_err(crate::swarm::err)?;
+                    return Ok(no_content());
+                }
+            }
             blocking(engine, move |e| e.network_remove(&id)).await?;
             no_content()
         }

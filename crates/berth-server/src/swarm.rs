@@ -172,7 +172,7 @@ pub fn route(method: &Method, path: &str, q: &Query) -> Option<Result<SwarmActio
     }
 }
 
-fn err(e: ClusterError) -> ApiError {
+pub(crate) fn err(e: ClusterError) -> ApiError {
     let status = match &e {
         ClusterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ClusterError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -428,6 +428,18 @@ wire! {
         pub spec: EndpointSpec,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         pub ports: Vec<PortConfig>,
+        #[serde(rename = "VirtualIPs", skip_serializing_if = "Vec::is_empty")]
+        pub virtual_ips: Vec<VirtualIp>,
+    }
+}
+
+wire! {
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct VirtualIp {
+        #[serde(rename = "NetworkID")]
+        pub network_id: String,
+        pub addr: String,
     }
 }
 

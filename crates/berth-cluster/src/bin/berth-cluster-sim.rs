@@ -77,6 +77,8 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
         ca::client_config(&m.ca_pem, &m.cert).expect("client config"),
     );
     let mut since = 0;
+    // Simulated nodes have no overlays: they take the networking once and ignore it.
+    let mut net_since = 0;
     let mut reports: Vec<TaskReport> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     loop {
@@ -84,6 +86,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
             description: desc.clone(),
             reports: std::mem::take(&mut reports),
             since,
+            net_since,
         };
         let resp: SessionResponse =
             match client.call("/session", &req, Duration::from_secs(30)).await {
@@ -95,6 +98,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
                 }
             };
         since = resp.version;
+        net_since = resp.net_version;
         for t in resp.tasks.unwrap_or_default() {
             if t.desired_state == TaskState::Running && seen.insert(t.id.clone()) {
                 let now = Instant::now();
@@ -110,6 +114,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
                     pid: 0,
                     exit_code: 0,
                     healthy: None,
+                    addrs: Default::default(),
                 });
             }
         }

@@ -27,7 +27,6 @@ pub fn resource(n: &Network) -> NetworkResource {
         name: n.name.clone(),
         id: n.id.clone(),
         created: n.created.clone(),
-        scope: "local".into(),
         driver: n.driver.clone(),
         enable_ipv6: false,
         ipam: Ipam {
@@ -36,6 +35,12 @@ pub fn resource(n: &Network) -> NetworkResource {
             config,
         },
         internal: n.internal,
+        scope: if n.driver == "overlay" {
+            "swarm"
+        } else {
+            "local"
+        }
+        .into(),
         containers: n
             .containers
             .iter()
@@ -136,7 +141,39 @@ pub fn create_spec(req: &NetworkCreateRequest) -> Result<NetworkSpec, ApiError> 
         enable_ipv6: req.enable_ipv6.unwrap_or(false),
         labels: req.labels.clone().unwrap_or_default(),
         options: req.options.clone().unwrap_or_default(),
+        overlay: false,
     })
+}
+
+/// A swarm's overlay network as a manager shows it.
+pub fn cluster_resource(n: &berth_cluster::model::Network) -> NetworkResource {
+    let mut options = BTreeMap::new();
+    options.insert(
+        "com.docker.network.driver.overlay.vxlanid_list".to_string(),
+        n.vni.to_string(),
+    );
+    NetworkResource {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: crate::time::format_rfc3339_nanos(n.created_at),
+        scope: "swarm".into(),
+        driver: "overlay".into(),
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default".into(),
+            options: BTreeMap::new(),
+            config: vec![IpamConfig {
+                subnet: n.subnet.clone(),
+                ..IpamConfig::default()
+            }],
+        },
+        internal: n.internal,
+        attachable: n.attachable,
+        ingress: n.ingress,
+        options,
+        labels: n.labels.clone(),
+        ..NetworkResource::default()
+    }
 }
 
 #[cfg(test)]

@@ -259,7 +259,21 @@ pub fn service_spec(s: &w::ServiceSpec) -> Result<m::ServiceSpec, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let mut networks = Vec::new();
+    for n in &s.task_template.networks {
+        let target = n
+            .get("Target")
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid TaskTemplate.Networks entry: Target is needed")
+            })?;
+        networks.push(target.to_string());
+    }
+    let endpoint_mode = s.endpoint_spec.mode.clone();
     Ok(m::ServiceSpec {
+        networks,
+        endpoint_mode,
         name: s.name.clone(),
         labels: s.labels.clone(),
         mode,
@@ -386,10 +400,16 @@ fn task_spec_out(t: &m::TaskTemplate) -> w::TaskSpec {
 }
 
 pub fn service_spec_out(s: &m::ServiceSpec) -> w::ServiceSpec {
+    let mut task_template = task_spec_out(&s.task);
+    task_template.networks = s
+        .networks
+        .iter()
+        .map(|n| serde_json::json!({ "Target": n }))
+        .collect();
     w::ServiceSpec {
         name: s.name.clone(),
         labels: s.labels.clone(),
-        task_template: task_spec_out(&s.task),
+        task_template,
         mode: match s.mode {
             m::Mode::Replicated { replicas } => w::ServiceMode {
                 replicated: Some(w::Replicated {
@@ -410,7 +430,7 @@ pub fn service_spec_out(s: &m::ServiceSpec) -> w::ServiceSpec {
 
 fn endpoint_spec(s: &m::ServiceSpec) -> w::EndpointSpec {
     w::EndpointSpec {
-        mode: "vip".into(),
+        mode: if s.dnsrr() { "dnsrr" } else { "vip" }.into(),
         ports: s
             .ports
             .iter()
@@ -457,6 +477,14 @@ pub fn service(s: &m::Service, tasks: Option<&[&m::Task]>) -> w::Service {
         endpoint: w::Endpoint {
             spec: endpoint_spec(&s.spec),
             ports: endpoint_spec(&s.spec).ports,
+            virtual_ips: s
+                .vips
+                .iter()
+                .map(|v| w::VirtualIp {
+                    network_id: v.network_id.clone(),
+                    addr: format!("{}/32", v.addr),
+                })
+                .collect(),
         },
         update_status: s.update_status.as_ref().map(|u| w::UpdateStatus {
             state: u.state.as_str().into(),
