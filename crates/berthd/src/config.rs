@@ -1,6 +1,7 @@
 //! The daemon's configuration: dockerd's flags, the JSON config file (`daemon.json` keys),
 //! and their merge (flags win), with defaults and validation of hosts and TLS.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -74,6 +75,10 @@ pub struct Flags {
     /// A directory of CNI plugins (repeatable; default /usr/lib/cni then /opt/cni/bin).
     #[arg(long = "cni-plugin-dir", value_name = "DIR")]
     pub cni_plugin_dirs: Vec<PathBuf>,
+    /// Serve Prometheus metrics on http://IP:PORT/metrics (off by default; no TLS, no
+    /// authentication: prefer a loopback address).
+    #[arg(long = "metrics-addr", value_name = "IP:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The config file's keys (as in dockerd's daemon.json).
@@ -96,6 +101,7 @@ pub struct FileConfig {
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub cni_plugin_dirs: Vec<PathBuf>,
+    pub metrics_addr: Option<String>,
     /// Keys Berth does not know; warned about.
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
@@ -129,6 +135,8 @@ pub struct Config {
     pub runtime: PathBuf,
     pub shim: PathBuf,
     pub network: berth_engine::NetConfig,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// Unknown config-file keys, to warn about once logging is up.
     pub unknown_keys: Vec<String>,
 }
@@ -163,6 +171,20 @@ pub fn parse_host(s: &str) -> Result<Host> {
         return Ok(Host::Unix(PathBuf::from(s)));
     }
     bail!("invalid host {s:?}: use unix://PATH or tcp://ADDR")
+}
+
+/// `--metrics-addr`: an `IP:PORT` (`[IPv6]:PORT`); empty is off, as in dockerd.
+pub fn parse_metrics_addr(s: &str) -> Result<Option<SocketAddr>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(a) => Ok(Some(a)),
+        Err(_) => bail!(
+            "invalid --metrics-addr {s:?}: IP:PORT expected (e.g. 127.0.0.1:9323 or [::1]:9323)"
+        ),
+    }
 }
 
 /// Normalizes a log level (dockerd's `fatal` is tracing's `error`).
@@ -281,6 +303,10 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
         bip,
         cni_plugin_dirs,
     };
+    let metrics_addr = match flags.metrics_addr.or(file.metrics_addr) {
+        Some(a) => parse_metrics_addr(&a)?,
+        None => None,
+    };
     let mut unknown_keys: Vec<String> = file.unknown.into_keys().collect();
     unknown_keys.sort();
     Ok(Config {
@@ -308,6 +334,7 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
             .or(file.shim)
             .unwrap_or_else(|| find_binary("berth-shim")),
         network,
+        metrics_addr,
         unknown_keys,
     })
 }
@@ -441,5 +468,38 @@ mod tests {
         assert!(format!("{e:#}").contains("bad.json"));
         let c = merge(flags(&["-D"]), FileConfig::default()).unwrap();
         assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn metrics_addr() {
+        let c = merge(flags(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.metrics_addr, None);
+        let c = merge(
+            flags(&["--metrics-addr", "127.0.0.1:9323"]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9323".parse().unwrap()));
+        let file: FileConfig = serde_json::from_str(r#"{"metrics-addr":"[::1]:9323"}"#).unwrap();
+        assert!(file.unknown.is_empty());
+        let c = merge(flags(&[]), file).unwrap();
+        assert_eq!(c.metrics_addr, Some("[::1]:9323".parse().unwrap()));
+        // The flag wins over the file; an empty address is off.
+        let file: FileConfig = serde_json::from_str(r#"{"metrics-addr":"0.0.0.0:1"}"#).unwrap();
+        let c = merge(flags(&["--metrics-addr", "127.0.0.1:2"]), file).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:2".parse().unwrap()));
+        let file: FileConfig = serde_json::from_str(r#"{"metrics-addr":""}"#).unwrap();
+        assert_eq!(merge(flags(&[]), file).unwrap().metrics_addr, None);
+        for bad in [
+            "localhost:9323",
+            "127.0.0.1",
+            ":9323",
+            "127.0.0.1:99999",
+            "::1:9323",
+        ] {
+            let e = merge(flags(&["--metrics-addr", bad]), FileConfig::default()).unwrap_err();
+            assert!(e.to_string().contains("--metrics-addr"), "{bad}: {e}");
+            assert!(e.to_string().contains(bad), "{bad}: {e}");
+        }
     }
 }

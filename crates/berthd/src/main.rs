@@ -4,6 +4,7 @@
 
 mod config;
 mod listen;
+mod metrics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,6 +103,18 @@ fn serve(cfg: &Config) -> Result<()> {
                         )));
                     }
                 }
+            }
+            if let Some(addr) = cfg.metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --metrics-addr {addr}"))?;
+                tracing::info!("metrics on http://{addr}/metrics");
+                tasks.push(tokio::spawn(metrics::serve(
+                    listener,
+                    Arc::clone(&engine),
+                    Arc::clone(&cluster),
+                    stop_rx.clone(),
+                )));
             }
             Ok(())
         }
