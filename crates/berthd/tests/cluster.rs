@@ -4,168 +4,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{poll, run_cmd, skip_reason, Daemon};
-
-fn sh(args: &[&str]) -> support::Out {
-    let mut c = Command::new(args[0]);
-    c.args(&args[1..]);
-    run_cmd(&mut c, Duration::from_secs(30))
-}
-
-fn must(args: &[&str]) {
-    let o = sh(args);
-    assert!(o.ok(), "{args:?}: {o}");
-}
-
-/// The test network: a bridge and one namespace per node, removed on drop.
-struct Net {
-    bridge: String,
-    nodes: Vec<(String, String, String)>, // (netns, host veth, address)
-}
-
-impl Net {
-    fn new(tag: u8, n: usize) -> Net {
-        let bridge = format!("bcl{tag}");
-        let _ = sh(&["ip", "link", "del", &bridge]);
-        must(&["ip", "link", "add", &bridge, "type", "bridge"]);
-        must(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("10.231.{tag}.1/24"),
-            "dev",
-            &bridge,
-        ]);
-        must(&["ip", "link", "set", &bridge, "up"]);
-        let mut net = Net {
-            bridge,
-            nodes: Vec::new(),
-        };
-        for i in 1..=n {
-            let ns = format!("bcl{tag}n{i}");
-            let host = format!("bcl{tag}h{i}");
-            let addr = format!("10.231.{tag}.{}", 10 + i);
-            let _ = sh(&["ip", "netns", "del", &ns]);
-            must(&["ip", "netns", "add", &ns]);
-            net.nodes.push((ns.clone(), host.clone(), addr.clone()));
-            must(&[
-                "ip", "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ]);
-            must(&["ip", "link", "set", &host, "master", &net.bridge, "up"]);
-            must(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            must(&[
-                "ip",
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("10.231.{tag}.1"),
-            ]);
-        }
-        net
-    }
-
-    /// The prefix that runs berthd in node `i`'s namespace with hostname `node{i}`.
-    fn prefix(&self, i: usize) -> Vec<String> {
-        let ns = &self.nodes[i].0;
-        vec![
-            "nsenter".into(),
-            format!("--net=/run/netns/{ns}"),
-            "unshare".into(),
-            "--uts".into(),
-            "sh".into(),
-            "-c".into(),
-            format!("hostname node{}; exec \"$0\" \"$@\"", i + 1),
-        ]
-    }
-
-    fn cut(&self, i: usize, up: bool) {
-        must(&[
-            "ip",
-            "link",
-            "set",
-            &self.nodes[i].1,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for (ns, host, _) in &self.nodes {
-            let _ = sh(&["ip", "link", "del", host]);
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-        let _ = sh(&["ip", "link", "del", &self.bridge]);
-    }
-}
-
-/// Tasks of `service` wanted running and running, by node hostname.
-fn running_by_node(m: &Daemon, service: &str) -> BTreeMap<String, usize> {
-    let out = m.docker(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Node}} {{.CurrentState}}",
-    ]);
-    let mut by = BTreeMap::new();
-    for l in out.out().lines() {
-        let mut w = l.split_whitespace();
-        if let (Some(node), Some("Running")) = (w.next(), w.next()) {
-            *by.entry(node.to_string()).or_default() += 1;
-        }
-    }
-    by
-}
-
-fn wait_running(m: &Daemon, service: &str, total: usize, what: &str) -> BTreeMap<String, usize> {
-    let t = Instant::now();
-    let r = poll(Duration::from_secs(60), || {
-        let by = running_by_node(m, service);
-        (by.values().sum::<usize>() == total).then_some(by)
-    });
-    let by = r.unwrap_or_else(|| {
-        panic!(
-            "{what}: {total} tasks of {service} not running; ps:\n{}\nlog:\n{}",
-            m.docker(&["service", "ps", service]),
-            m.log_tail(40)
-        )
-    });
-    eprintln!("{what}: {total} running after {:?}: {by:?}", t.elapsed());
-    by
-}
-
-/// Task containers running on a node (`docker ps` of that node's own engine).
-fn task_containers(d: &Daemon, service: &str) -> usize {
-    d.docker_ok(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.swarm.service.name={service}"),
-    ])
-    .lines()
-    .count()
-}
+use support::swarm::{running_by_node, sh, task_containers, wait_running, Net};
+use support::{poll, skip_reason, Daemon};
 
 #[test]
 fn three_node_swarm() {
@@ -180,25 +22,11 @@ fn three_node_swarm() {
         }
     }
     let net = Net::new(77, 3);
-    let mut nodes: Vec<Daemon> = (0..3)
-        .map(|i| {
-            // Each node's default bridge lives in its own namespace, and goes with it.
-            let args: Vec<String> = [
-                "--bridge",
-                "bclbr",
-                "--bip",
-                &format!("10.240.{}.1/24", i + 1),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let d = Daemon::start_wrapped(&format!("cluster-node{}", i + 1), &net.prefix(i), &args);
-            d.import_busybox();
-            d.docker_ok(&["tag", "busybox:latest", "busybox:v2"]);
-            d.docker_ok(&["tag", "busybox:latest", "busybox:v3"]);
-            d
-        })
-        .collect();
+    let mut nodes = net.start_nodes("cluster", &[]);
+    for d in &nodes {
+        d.docker_ok(&["tag", "busybox:latest", "busybox:v2"]);
+        d.docker_ok(&["tag", "busybox:latest", "busybox:v3"]);
+    }
     let addr = |i: usize| net.nodes[i].2.clone();
 
     // ---- forming the cluster ------------------------------------------------------

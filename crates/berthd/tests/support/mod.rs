@@ -3,6 +3,8 @@
 //! pointed at it, and a Drop that leaves no containers, processes, mounts or cgroups.
 #![allow(dead_code)] // each test binary uses a different part of the helpers
 
+pub mod swarm;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
