@@ -22,6 +22,7 @@ use crate::model::{NodeDescription, Role, Task, TaskState};
 use crate::proto::{
     Client, JoinRequest, JoinResponse, ReportRequest, SessionRequest, SessionResponse, TaskReport,
 };
+use crate::store::StoreConfig;
 
 pub const LABEL_TASK: &str = "com.docker.swarm.task.id";
 pub const LABEL_SERVICE: &str = "com.docker.swarm.service.id";
@@ -37,9 +38,17 @@ pub struct Membership {
     pub ca_pem: String,
     pub cert: Issued,
     pub advertise_addr: String,
-    /// Where a worker serves its task logs (`--listen-addr`, default `0.0.0.0:2377`).
+    /// Where the node serves its task logs, and a manager the protocol (`--listen-addr`,
+    /// default `0.0.0.0:2377`).
     #[serde(default)]
     pub listen: String,
+    /// Every manager's address (`HOST:PORT`) as last heard, the leader first: where the
+    /// agent goes when its master is lost.
+    #[serde(default)]
+    pub managers: Vec<String>,
+    /// Where the masters keep the state (a manager campaigns there).
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 impl Membership {
@@ -102,6 +111,8 @@ pub async fn join(
         cert: resp.cert,
         advertise_addr: advertise_addr.to_string(),
         listen: listen.to_string(),
+        managers: resp.managers,
+        store: resp.store,
     })
 }
 
@@ -120,9 +131,14 @@ pub fn describe(engine: &Engine) -> Result<NodeDescription> {
 
 pub struct Agent {
     engine: Arc<Engine>,
-    pub membership: Membership,
-    session: Client,
-    reporter: Client,
+    /// Where `agent.json` is kept.
+    dir: PathBuf,
+    membership: Mutex<Membership>,
+    /// The master talked to: (address, session client, report client).
+    target: Mutex<Target>,
+    /// The role the master wants this node in (and its membership has), for the cluster to
+    /// follow.
+    role: tokio::sync::watch::Sender<Role>,
     /// Last state reported per task.
     sent: Mutex<HashMap<String, TaskReport>>,
     /// The node's current assignments.
@@ -144,9 +160,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+#[derive(Clone)]
+struct Target {
+    addr: String,
+    session: Arc<Client>,
+    reporter: Arc<Client>,
+}
+
+impl Target {
+    fn new(addr: &str, m: &Membership) -> Result<Target> {
+        let cfg = || ca::client_config(&m.ca_pem, &m.cert);
+        Ok(Target {
+            addr: addr.to_string(),
+            session: Arc::new(Client::new(addr, cfg()?)),
+            reporter: Arc::new(Client::new(addr, cfg()?)),
+        })
+    }
+}
+
 impl Agent {
-    pub fn new(engine: Arc<Engine>, membership: Membership) -> Result<Arc<Agent>> {
-        let cfg = || ca::client_config(&membership.ca_pem, &membership.cert);
+    pub fn new(engine: Arc<Engine>, membership: Membership, dir: &Path) -> Result<Arc<Agent>> {
         let dataplane = match crate::dataplane::Dataplane::new(
             engine.clone(),
             &membership.node_id,
@@ -158,18 +191,92 @@ impl Agent {
                 None
             }
         };
+        let (role, _) = tokio::sync::watch::channel(membership.role);
         Ok(Arc::new(Agent {
             dataplane,
-            session: Client::new(&membership.master, cfg()?),
-            reporter: Client::new(&membership.master, cfg()?),
+            target: Mutex::new(Target::new(&membership.master, &membership)?),
+            dir: dir.to_path_buf(),
+            role,
             engine,
-            membership,
+            membership: Mutex::new(membership),
             sent: Mutex::new(HashMap::new()),
             assigned: Mutex::new(BTreeMap::new()),
             busy: Mutex::new(HashSet::new()),
             dirty: Default::default(),
             handles: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// What this node keeps of its membership, as it is now.
+    pub fn membership(&self) -> Membership {
+        lock(&self.membership).clone()
+    }
+
+    /// The role this node runs as; changes when the master promotes or demotes it.
+    pub fn role_watch(&self) -> tokio::sync::watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    /// Changes the master talked to (its clients dial anew).
+    fn retarget(&self, addr: &str) {
+        let m = self.membership();
+        match Target::new(addr, &m) {
+            Ok(t) => *lock(&self.target) = t,
+            Err(e) => tracing::warn!("agent: {addr}: {e}"),
+        }
+    }
+
+    /// After a failed call to `failed`: the next manager to try (a named leader first).
+    fn next_manager(&self, failed: &str, leader: Option<&str>) -> Option<String> {
+        if let Some(l) = leader.filter(|l| !l.is_empty() && *l != failed) {
+            return Some(l.to_string());
+        }
+        let m = self.membership();
+        let mut all = m.managers.clone();
+        if !all.contains(&m.master) {
+            all.push(m.master.clone());
+        }
+        if all.len() < 2 {
+            return None;
+        }
+        let i = all.iter().position(|a| a == failed).map_or(0, |i| i + 1);
+        Some(all[i % all.len()].clone())
+    }
+
+    /// What the master said of the managers and of this node's role.
+    fn heard(&self, resp: &SessionResponse) {
+        let mut m = lock(&self.membership);
+        let mut changed = false;
+        if !resp.managers.is_empty() && resp.managers != m.managers {
+            m.managers = resp.managers.clone();
+            changed = true;
+        }
+        if let Some(p) = &resp.promotion {
+            if m.role == Role::Worker {
+                tracing::info!("agent: this node is promoted to manager");
+                m.role = Role::Manager;
+                m.cert = p.cert.clone();
+                m.store = p.store.clone();
+                changed = true;
+            }
+        }
+        if resp.role == Some(Role::Worker) && m.role == Role::Manager {
+            tracing::info!("agent: this node is demoted to worker");
+            m.role = Role::Worker;
+            changed = true;
+        }
+        if changed {
+            if let Err(e) = m.save(&self.dir) {
+                tracing::warn!("agent: {e}");
+            }
+            let role = m.role;
+            drop(m);
+            self.role.send_if_modified(|r| {
+                let c = *r != role;
+                *r = role;
+                c
+            });
+        }
     }
 
     /// Starts the session loop and the watcher.
@@ -186,8 +293,8 @@ impl Agent {
                     .unwrap_or_default();
                 if !changed.is_empty() {
                     let req = ReportRequest { reports: changed };
-                    if let Err(e) = me
-                        .reporter
+                    let reporter = lock(&me.target).reporter.clone();
+                    if let Err(e) = reporter
                         .call::<_, serde_json::Value>("/report", &req, Duration::from_secs(5))
                         .await
                     {
@@ -237,21 +344,21 @@ impl Agent {
                 reports,
                 since,
                 net_since,
+                role: Some(self.membership().role),
             };
-            match self
+            let target = lock(&self.target).clone();
+            match target
                 .session
                 .call::<_, SessionResponse>("/session", &req, Duration::from_secs(10))
                 .await
             {
                 Ok(resp) => {
                     if failures > 0 {
-                        tracing::info!(
-                            "agent: the manager at {} answers again",
-                            self.membership.master
-                        );
+                        tracing::info!("agent: the manager at {} answers", target.addr);
                     }
                     failures = 0;
                     since = resp.version;
+                    self.heard(&resp);
                     if let Some(net) = resp.net {
                         let me = self.clone();
                         let ok = tokio::task::spawn_blocking(move || match &me.dataplane {
@@ -272,15 +379,26 @@ impl Agent {
                 }
                 Err(e) => {
                     if failures == 0 {
-                        tracing::warn!(
-                            "agent: session with the manager at {}: {e}",
-                            self.membership.master
-                        );
+                        tracing::warn!("agent: session with the manager at {}: {e}", target.addr);
                     }
                     failures += 1;
                     since = 0;
                     net_since = 0;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // A manager that does not lead names the leader, if there is one; a lost
+                    // one is replaced by the next manager known.
+                    let leader = match &e {
+                        Error::NotLeader(l) => Some(l.trim()),
+                        _ => None,
+                    };
+                    if let Some(next) = self.next_manager(&target.addr, leader) {
+                        if next != target.addr {
+                            tracing::debug!("agent: trying the manager at {next}");
+                            self.retarget(&next);
+                        }
+                    }
+                    if leader.is_none_or(|l| l.is_empty()) {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
             }
         }
@@ -342,7 +460,7 @@ impl Agent {
             }
             self.set(t, TaskState::Accepted, "accepted", "", "", 0, 0);
             self.set(t, TaskState::Preparing, "preparing", "", "", 0, 0);
-            let spec = container_spec(t, &self.membership.node_id);
+            let spec = container_spec(t, &lock(&self.membership).node_id);
             let id = match self.engine.create(spec) {
                 Ok((id, _)) => id,
                 Err(e) => {

@@ -67,6 +67,24 @@ pub const MAX_TXN_OPS: usize = 128;
 /// (1.5 MiB). A single value larger than that still goes alone in a txn of its own, and etcd
 /// refuses it if it is over its own limit.
 pub const MAX_TXN_BYTES: usize = 1024 * 1024;
+/// How many times a call that met an unreachable member is tried again.
+const RETRIES: u32 = 8;
+
+/// An error of the transport or of a member that is down or without a leader, after which
+/// the same call can go again (every call the store makes is idempotent).
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) && !s.message().contains("election: no leader")
+        }
+        _ => false,
+    }
+}
+
 /// Keys per page of a range read.
 const PAGE: i64 = 256;
 /// The largest range answer the client accepts (tonic's default is 4 MiB; 256 values of up
@@ -158,18 +176,38 @@ impl Conn {
     fn call<T, F, Fut>(&self, limit: Option<Duration>, f: F) -> std::result::Result<T, CallError>
     where
         T: Send + 'static,
-        F: FnOnce(Client) -> Fut + Send + 'static,
+        F: FnOnce(Client) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client| {
             Box::pin(async move {
-                let r = match limit {
-                    Some(d) => match tokio::time::timeout(d, f(client)).await {
-                        Ok(r) => r.map_err(CallError::Etcd),
-                        Err(_) => Err(CallError::TimedOut(d)),
-                    },
-                    None => f(client).await.map_err(CallError::Etcd),
+                let deadline = limit.map(|d| tokio::time::Instant::now() + d);
+                let mut attempt = 0u32;
+                let r = loop {
+                    let r = match deadline {
+                        Some(at) => {
+                            match tokio::time::timeout_at(at, (f.clone())(client.clone())).await {
+                                Ok(r) => r.map_err(CallError::Etcd),
+                                Err(_) => Err(CallError::TimedOut(limit.unwrap_or_default())),
+                            }
+                        }
+                        None => (f.clone())(client.clone()).await.map_err(CallError::Etcd),
+                    };
+                    // A member that is down still has its place in the client's balance:
+                    // a call that went to it is tried again (on another, most likely).
+                    match r {
+                        Err(CallError::Etcd(e)) if transient(&e) && attempt < RETRIES => {
+                            attempt += 1;
+                            let pause = Duration::from_millis(50 * attempt as u64);
+                            if deadline.is_some_and(|at| tokio::time::Instant::now() + pause >= at)
+                            {
+                                break Err(CallError::Etcd(e));
+                            }
+                            tokio::time::sleep(pause).await;
+                        }
+                        r => break r,
+                    }
                 };
                 let _ = tx.send(r);
             })
@@ -190,7 +228,7 @@ impl Conn {
     fn run<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Client) -> Fut + Send + 'static,
+        F: FnOnce(Client) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>> + Send + 'static,
     {
         self.call(Some(TIMEOUT), f).map_err(|e| self.fail(what, e))
@@ -311,6 +349,15 @@ impl EtcdStore {
         self.range("kv/peer:", &mut 0)
     }
 
+    /// kv entries under `prefix`, with their whole kv keys (`peer:...`).
+    pub(crate) fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .range(&format!("kv/{prefix}"), &mut 0)?
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}{k}"), v))
+            .collect())
+    }
+
     pub(crate) fn delete_peer(&self, node_id: &str) -> Result<()> {
         let ops = self
             .peers()?
@@ -319,6 +366,13 @@ impl EtcdStore {
             .map(|(fp, _)| (self.key(&format!("kv/peer:{fp}")), None))
             .collect();
         self.write(ops)
+    }
+
+    pub(crate) fn load_nodes(&self) -> Result<Vec<Node>> {
+        self.range("nodes/", &mut 0)?
+            .iter()
+            .map(|(_, v)| Ok(serde_json::from_str(v)?))
+            .collect()
     }
 
     pub(crate) fn load(&self) -> Result<Loaded> {
@@ -343,6 +397,9 @@ impl EtcdStore {
         let mut ops = Ops::default();
         for (k, v) in &b.kv {
             ops.set(self.key(&format!("kv/{k}")), Some(v.clone()));
+        }
+        for k in &b.kv_deleted {
+            ops.set(self.key(&format!("kv/{k}")), None);
         }
         for n in &b.nodes {
             ops.set(self.key(&format!("nodes/{}", n.id)), Some(to_json(n)?));

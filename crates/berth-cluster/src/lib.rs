@@ -29,6 +29,7 @@ pub mod store;
 pub use cluster::{Cluster, ClusterConfig, InitRequest, JoinRequest, LocalState, SwarmStatus};
 pub use error::{Error, Result};
 pub use master::Master;
+pub use store::StoreConfig;
 
 /// Nanoseconds since the Unix epoch.
 pub fn now_nanos() -> i64 {

@@ -29,7 +29,7 @@ use crate::proto::{
     TaskReport,
 };
 use crate::scheduler::{self, Scheduler};
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Store, StoreConfig};
 use crate::{now_nanos, random_id};
 
 /// Tasks kept per slot once they ended (Swarm's `TaskHistoryRetentionLimit`).
@@ -46,6 +46,10 @@ pub struct MasterConfig {
     pub heartbeat: Duration,
     /// A node is down after this long without a heartbeat.
     pub grace: Duration,
+    /// This manager's node id (the leader flag goes to it when this master leads).
+    pub node_id: String,
+    /// Where the state is kept; on etcd, managers can join and nodes be promoted.
+    pub store: StoreConfig,
 }
 
 struct State {
@@ -70,6 +74,9 @@ struct State {
     /// The networking every agent gets, and its version (bumped when it changes).
     net: Arc<NetState>,
     net_version: u64,
+    /// Manager certificates issued at `node promote`, until the node takes them (kv rows
+    /// `promote:<node id>`).
+    promotions: HashMap<String, Issued>,
 }
 
 pub struct Master {
@@ -91,6 +98,9 @@ pub struct Master {
     pub reconciles: std::sync::atomic::AtomicU64,
     pub reconcile_nanos: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set when a commit found the leadership gone: this master answers nothing more and its
+    /// owner steps it down.
+    deposed: std::sync::atomic::AtomicBool,
 }
 
 /// A change made under the lock: rows to write, nodes whose assignments changed.
@@ -290,10 +300,37 @@ fn new_task(svc: &Service, slot: u64, node_id: &str, attempt: u64, now: i64) -> 
 }
 
 impl Master {
-    /// Makes a new swarm with this node as its only manager (`docker swarm init`).
+    /// Makes a new swarm with this node as its only manager (`docker swarm init`) on SQLite.
     pub fn init(cfg: MasterConfig, me: NodeDescription) -> Result<(Arc<Master>, Issued, String)> {
         if cfg.dir.join("state.db").exists() {
             return Err(Error::Conflict("This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.".into()));
+        }
+        let mut store = Store::open(&cfg.dir.join("state.db"))?;
+        let (issued, node_id) = Master::bootstrap(&cfg, &mut store, me)?;
+        let cfg = MasterConfig {
+            node_id: node_id.clone(),
+            ..cfg
+        };
+        let m = Master::open_with(cfg, store)?;
+        Ok((m, issued, node_id))
+    }
+
+    /// Writes a new swarm into `store` (empty, or refused naming what it holds): its CA,
+    /// tokens, the ingress network and this node as its first manager. Returns the node's
+    /// certificate and id.
+    pub fn bootstrap(
+        cfg: &MasterConfig,
+        store: &mut Store,
+        me: NodeDescription,
+    ) -> Result<(Issued, String)> {
+        if let Some(j) = store.get("swarm")? {
+            let id = serde_json::from_str::<SwarmInfo>(&j)
+                .map(|s| s.id)
+                .unwrap_or_default();
+            return Err(Error::Conflict(format!(
+                "the store {} already holds swarm {id}: join it with a manager token, or give another prefix",
+                cfg.store
+            )));
         }
         let ca = Ca::generate()?;
         let digest = ca.digest()?;
@@ -343,7 +380,6 @@ impl Master {
             ingress: true,
             ..Default::default()
         };
-        let mut store = Store::open(&cfg.dir.join("state.db"))?;
         let fp = ca::fingerprint_pem(&issued.cert_pem)?;
         let mut b = Batch {
             kv: vec![
@@ -361,14 +397,18 @@ impl Master {
         n.version = 1;
         b.nodes.push(n);
         store.commit(&b)?;
-        drop(store);
-        let m = Master::open(cfg)?;
-        Ok((m, issued, node_id))
+        Ok((issued, node_id))
     }
 
-    /// Opens the swarm kept under `cfg.dir` (a restarted master).
+    /// Opens the swarm kept under `cfg.dir` (a restarted master on SQLite).
     pub fn open(cfg: MasterConfig) -> Result<Arc<Master>> {
-        let mut store = Store::open(&cfg.dir.join("state.db"))?;
+        let store = Store::open(&cfg.dir.join("state.db"))?;
+        Master::open_with(cfg, store)
+    }
+
+    /// The master over the swarm in `store` (on etcd: a store fenced by this master's
+    /// leadership). This master's node becomes the leader, every other manager a follower.
+    pub fn open_with(cfg: MasterConfig, mut store: Store) -> Result<Arc<Master>> {
         let swarm: SwarmInfo = serde_json::from_str(
             &store
                 .get("swarm")?
@@ -384,6 +424,12 @@ impl Master {
             let db_peers = store.peers()?;
             for (fp, id) in db_peers {
                 peers.insert(fp, id);
+            }
+        }
+        let mut promotions = HashMap::new();
+        for (key, value) in store.kv_prefix("promote:")? {
+            if let Ok(cert) = serde_json::from_str::<Issued>(&value) {
+                promotions.insert(key.trim_start_matches("promote:").to_string(), cert);
             }
         }
         let mut st = State {
@@ -410,6 +456,7 @@ impl Master {
             },
             net: Arc::new(NetState::default()),
             net_version: 0,
+            promotions,
         };
         st.base = st.counter;
         st.net_version = st.counter;
@@ -470,6 +517,21 @@ impl Master {
                 ..Default::default()
             })?;
         }
+        // This master leads: the flag moves to its node.
+        let mut leaders = Batch::default();
+        for n in st.nodes.values_mut() {
+            let lead = n.id == cfg.node_id;
+            if n.leader != lead || (lead && n.manager_addr.as_deref() != Some(&cfg.advertise)) {
+                n.leader = lead;
+                if lead {
+                    n.manager_addr = Some(cfg.advertise.clone());
+                }
+                n.version += 1;
+                n.updated_at = now_nanos();
+                leaders.nodes.push(n.clone());
+            }
+        }
+        store.commit(&leaders)?;
         st.net = Arc::new(st.compute_net());
         let (versions, _) = watch::channel(1);
         Ok(Arc::new(Master {
@@ -486,6 +548,7 @@ impl Master {
             reconciles: Default::default(),
             reconcile_nanos: Default::default(),
             tasks: Mutex::new(Vec::new()),
+            deposed: Default::default(),
         }))
     }
 
@@ -493,27 +556,16 @@ impl Master {
         &self.cfg
     }
 
-    /// Starts the protocol listener and the controllers.
-    pub async fn start(self: &Arc<Master>) -> Result<()> {
-        let issued: Issued = serde_json::from_str(
-            &lock(&self.store)
-                .get("master_cert")?
-                .ok_or_else(|| Error::Store("no master certificate".into()))?,
-        )?;
-        let tls = ca::server_config(&self.ca.cert_pem, &issued)?;
-        let listener = tokio::net::TcpListener::bind(self.cfg.listen)
-            .await
-            .map_err(|e| Error::Io(format!("listen on {}: {e}", self.cfg.listen)))?;
-        let me = self.clone();
-        let handler: proto::Handler = Arc::new(move |fp, path, body| {
-            let me = me.clone();
-            Box::pin(async move { me.rpc(fp, &path, body).await })
-        });
-        let server = proto::serve(listener, Arc::new(tls), handler);
+    /// Starts the controllers (in the calling runtime's context). The protocol is served by
+    /// the node's listener ([`crate::cluster`]), which hands calls to [`Master::rpc`].
+    pub fn start(self: &Arc<Master>) {
         let me = self.clone();
         let controllers = tokio::spawn(async move {
             loop {
                 let _ = tokio::time::timeout(Duration::from_millis(100), me.wake.notified()).await;
+                if me.is_deposed() {
+                    return;
+                }
                 let m = me.clone();
                 match tokio::task::spawn_blocking(move || m.reconcile()).await {
                     Ok(Err(e)) => tracing::warn!("cluster reconcile: {e}"),
@@ -522,18 +574,23 @@ impl Master {
                 }
             }
         });
-        lock(&self.tasks).extend([server, controllers]);
-        Ok(())
+        lock(&self.tasks).push(controllers);
     }
 
-    /// Stops the listener and the controllers (the state stays on disk).
+    /// Whether a commit found this master's leadership gone.
+    pub fn is_deposed(&self) -> bool {
+        self.deposed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the controllers (the state stays in the store).
     pub fn stop(&self) {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
     }
 
-    async fn rpc(
+    /// One call of the master-agent protocol: `/join`, `/session`, `/report`.
+    pub async fn rpc(
         self: &Arc<Master>,
         fp: Option<String>,
         path: &str,
@@ -576,10 +633,15 @@ impl Master {
                 let req: SessionRequest = serde_json::from_slice(&body).map_err(bad)?;
                 let req_since = req.since;
                 let net_since = req.net_since;
+                let req_role = req.role;
                 let me = self.clone();
                 let n = node.clone();
                 tokio::task::spawn_blocking(move || {
-                    me.report(&n, Some(&req.description), &req.reports)
+                    me.report(&n, Some(&req.description), &req.reports)?;
+                    if req.role == Some(Role::Manager) {
+                        me.promotion_taken(&n)?;
+                    }
+                    Ok(())
                 })
                 .await
                 .map_err(|e| RpcError(500, e.to_string()))?
@@ -587,7 +649,10 @@ impl Master {
                 let mut rx = self.versions.subscribe();
                 let deadline = tokio::time::Instant::now() + self.cfg.heartbeat;
                 loop {
-                    if let Some(resp) = self.assignments(&node, req_since, net_since) {
+                    if self.is_deposed() {
+                        return Err(RpcError(421, String::new()));
+                    }
+                    if let Some(resp) = self.assignments(&node, req_since, net_since, req_role) {
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
                     if tokio::time::timeout_at(deadline, rx.changed())
@@ -595,12 +660,19 @@ impl Master {
                         .is_err()
                     {
                         // A heartbeat with nothing new: no task list to clone or send.
+                        let (managers, role) = {
+                            let st = lock(&self.state);
+                            (managers_of(&st), st.nodes.get(&node).map(|n| n.spec.role))
+                        };
                         let resp = SessionResponse {
                             version: req_since,
                             tasks: None,
                             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
                             net_version: net_since,
                             net: None,
+                            managers,
+                            role,
+                            promotion: None,
                         };
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
@@ -610,18 +682,38 @@ impl Master {
         }
     }
 
-    /// The node's tasks, unless the agent has their version already.
-    fn assignments(&self, node: &str, since: u64, net_since: u64) -> Option<SessionResponse> {
+    /// The node's tasks, unless the agent has their version already; the networking, unless
+    /// it has that; its manager certificate if it was promoted since.
+    fn assignments(
+        &self,
+        node: &str,
+        since: u64,
+        net_since: u64,
+        role: Option<Role>,
+    ) -> Option<SessionResponse> {
         let st = lock(&self.state);
         let v = st.node_version.get(node).copied().unwrap_or(st.base);
         let net = (net_since != st.net_version).then(|| st.net.clone());
-        if since == v {
+        let want = st.nodes.get(node).map(|n| n.spec.role);
+        let promotion = match (want, role) {
+            (Some(Role::Manager), Some(Role::Worker)) => {
+                st.promotions.get(node).map(|cert| proto::Promotion {
+                    cert: cert.clone(),
+                    store: self.cfg.store.clone(),
+                })
+            }
+            _ => None,
+        };
+        if since == v && promotion.is_none() && (role.is_none() || want == role) {
             return net.map(|net| SessionResponse {
                 version: v,
                 tasks: None,
                 heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
                 net_version: st.net_version,
                 net: Some(net),
+                managers: managers_of(&st),
+                role: want,
+                promotion: None,
             });
         }
         let tasks = st
@@ -639,11 +731,23 @@ impl Master {
             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
             net_version: st.net_version,
             net,
+            managers: managers_of(&st),
+            role: want,
+            promotion,
         })
     }
 
     fn commit(&self, st: &mut State, ch: Change) -> Result<()> {
-        lock(&self.store).commit(&ch.batch)?;
+        if let Err(e) = lock(&self.store).commit(&ch.batch) {
+            if matches!(e, Error::NotLeader(_)) {
+                // Nothing was written; what this master holds in memory is no longer the
+                // swarm's. It answers no one from now on and is stepped down.
+                self.deposed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!("master: {e}; stepping down");
+            }
+            return Err(e);
+        }
         if !ch.batch.is_empty() {
             let net = st.compute_net();
             if net != *st.net {
@@ -685,16 +789,16 @@ impl Master {
             );
             return Err(Error::Refused("invalid join token".into()));
         };
-        if role == Role::Manager {
+        if role == Role::Manager && !self.cfg.store.is_etcd() {
             tracing::warn!(
                 "refused a manager join from {}: needs a shared store",
                 req.description.hostname
             );
-            return Err(Error::Refused("joining as a second manager needs masters on a shared store (--store etcd://...); this swarm keeps its state in SQLite on its one manager. Join as a worker.".into()));
+            return Err(Error::Refused("joining as a second manager needs masters on a shared store (berthd --store etcd://...); this swarm keeps its state in SQLite on its one manager. Join as a worker.".into()));
         }
         let now = now_nanos();
         let id = random_id(25)?;
-        let issued = self.ca.issue(&id, false)?;
+        let issued = self.ca.issue(&id, role == Role::Manager)?;
         let fp = ca::fingerprint_pem(&issued.cert_pem)?;
         let node = Node {
             id: id.clone(),
@@ -709,7 +813,8 @@ impl Master {
             state: NodeState::Unknown,
             addr: req.advertise_addr.clone(),
             message: String::new(),
-            manager_addr: None,
+            manager_addr: (role == Role::Manager)
+                .then(|| format!("{}:{}", req.advertise_addr, req.port)),
             leader: false,
             port: req.port,
             net_index: netstate::allocate_index(st.nodes.values()),
@@ -721,8 +826,9 @@ impl Master {
         lock(&self.last_seen).insert(id.clone(), Instant::now());
         self.commit(&mut st, ch)?;
         tracing::info!(
-            "node {id} ({}) joined as a worker",
-            req.description.hostname
+            "node {id} ({}) joined as a {}",
+            req.description.hostname,
+            role.as_str()
         );
         Ok(JoinResponse {
             node_id: id,
@@ -731,7 +837,20 @@ impl Master {
             ca_pem: self.ca.cert_pem.clone(),
             swarm_id: st.swarm.id.clone(),
             heartbeat_period: self.cfg.heartbeat.as_nanos() as i64,
+            managers: managers_of(&st),
+            store: self.cfg.store.clone(),
         })
+    }
+
+    /// A promoted node runs as a manager now: its certificate need not be kept.
+    fn promotion_taken(&self, node: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        if st.promotions.remove(node).is_none() {
+            return Ok(());
+        }
+        let mut ch = Change::default();
+        ch.batch.kv_deleted.push(format!("promote:{node}"));
+        self.commit(&mut st, ch)
     }
 
     /// A heartbeat (with the node's description) or a report of task states.
@@ -1352,14 +1471,67 @@ impl Master {
                 n.id, n.version
             )));
         }
-        if spec.role != n.spec.role {
-            return Err(Error::InvalidArgument(
-                "changing a node's role (promote/demote) needs masters on a shared store".into(),
-            ));
-        }
-        n.spec = spec;
         let now = now_nanos();
         let mut ch = Change::default();
+        if spec.role != n.spec.role {
+            if !self.cfg.store.is_etcd() {
+                return Err(Error::InvalidArgument(
+                    "changing a node's role (promote/demote) needs masters on a shared store (berthd --store etcd://...); this swarm keeps its state in SQLite on its one manager".into(),
+                ));
+            }
+            match spec.role {
+                Role::Manager => {
+                    // The node gets a certificate that names it a manager with its next
+                    // heartbeat, then campaigns in the masters' election.
+                    let cert = self.ca.issue(&n.id, true)?;
+                    let fp = ca::fingerprint_pem(&cert.cert_pem)?;
+                    ch.batch.kv.push((format!("peer:{fp}"), n.id.clone()));
+                    ch.batch
+                        .kv
+                        .push((format!("promote:{}", n.id), serde_json::to_string(&cert)?));
+                    st.peers.insert(fp, n.id.clone());
+                    st.promotions.insert(n.id.clone(), cert);
+                    n.manager_addr = Some(format!(
+                        "{}:{}",
+                        n.addr,
+                        if n.port == 0 {
+                            crate::cluster::DEFAULT_PORT
+                        } else {
+                            n.port
+                        }
+                    ));
+                    tracing::info!(
+                        "node {} ({}) promoted to manager",
+                        n.id,
+                        n.description.hostname
+                    );
+                }
+                Role::Worker => {
+                    let managers = st
+                        .nodes
+                        .values()
+                        .filter(|m| m.spec.role == Role::Manager)
+                        .count();
+                    if managers <= 1 {
+                        return Err(Error::InvalidArgument(format!(
+                            "can't demote node {}: it is the last manager of the swarm",
+                            n.id
+                        )));
+                    }
+                    n.manager_addr = None;
+                    n.leader = false;
+                    if st.promotions.remove(&n.id).is_some() {
+                        ch.batch.kv_deleted.push(format!("promote:{}", n.id));
+                    }
+                    tracing::info!(
+                        "node {} ({}) demoted to worker",
+                        n.id,
+                        n.description.hostname
+                    );
+                }
+            }
+        }
+        n.spec = spec;
         st.put_node(&mut ch, n, now);
         self.commit(&mut st, ch)?;
         self.wake.notify_one();
@@ -1657,10 +1829,29 @@ impl Master {
             .ok_or_else(|| Error::NotFound(format!("task {id} not found")))
     }
 
+    /// The role of the node whose certificate has fingerprint `fp`.
+    pub fn caller_role(&self, fp: &str) -> Option<Role> {
+        let st = lock(&self.state);
+        let id = st.peers.get(fp)?;
+        st.nodes.get(id).map(|n| n.spec.role)
+    }
+
     /// The manager's node id (from its own certificate).
     pub fn self_node(&self) -> Option<Node> {
         lock(&self.state).nodes.values().find(|n| n.leader).cloned()
     }
+}
+
+/// The managers' addresses, the leader first.
+fn managers_of(st: &State) -> Vec<String> {
+    let mut out: Vec<(bool, String)> = st
+        .nodes
+        .values()
+        .filter(|n| n.spec.role == Role::Manager)
+        .filter_map(|n| n.manager_addr.clone().map(|a| (!n.leader, a)))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, a)| a).collect()
 }
 
 fn host_of(addr: &str) -> String {

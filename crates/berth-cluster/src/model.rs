@@ -15,6 +15,15 @@ pub enum Role {
     Worker,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Worker => "worker",
+        }
+    }
+}
+
 /// `docker node update --availability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

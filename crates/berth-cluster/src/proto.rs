@@ -7,9 +7,14 @@
 //!   doing, and a long poll for its assignments: the master answers as soon as the node's
 //!   assignments change past `since`, or after a heartbeat period.
 //! - `POST /report`: task state changes, sent the moment the agent sees them.
+//! - `POST /logs` (any node): a task container's log lines, for `docker service logs`.
+//! - `POST /forward` (the leader, from another manager): a Swarm API request that manager
+//!   was given, as opaque bytes ([`ForwardRequest`]), run by the leader's API server.
 //!
-//! Agents pull: a master that restarts, or a node cut off for a while, needs no replay; the
-//! next session call carries the whole truth both ways.
+//! Every node serves these on its listen address; a manager that does not lead answers the
+//! master's calls with 421 and the leader's address, so agents find the leader themselves.
+//! Agents pull: a master that restarts, a new leader, or a node cut off for a while needs no
+//! replay; the next session call carries the whole truth both ways.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +33,7 @@ use tokio::sync::Mutex;
 use crate::ca::{self, Issued, MANAGER_NAME};
 use crate::error::{Error, Result};
 use crate::model::{NodeDescription, Role, Task, TaskState};
+use crate::store::StoreConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinRequest {
@@ -52,6 +58,20 @@ pub struct JoinResponse {
     pub ca_pem: String,
     pub swarm_id: String,
     pub heartbeat_period: i64,
+    /// The managers' addresses (`HOST:PORT`), the leader first.
+    #[serde(default)]
+    pub managers: Vec<String>,
+    /// Where the masters keep the state (a joining manager campaigns there).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// What a promoted node needs to become a manager: a certificate that names it one, and the
+/// store the masters share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Promotion {
+    pub cert: Issued,
+    pub store: StoreConfig,
 }
 
 /// What a task is doing on its node.
@@ -79,6 +99,9 @@ pub struct SessionRequest {
     /// The networking version the agent has; 0 at first.
     #[serde(default)]
     pub net_since: u64,
+    /// The role the node runs as now (a promotion or demotion is done when this changes).
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,11 +116,57 @@ pub struct SessionResponse {
     /// The cluster's networking; `None`: unchanged since `net_since`.
     #[serde(default)]
     pub net: Option<std::sync::Arc<crate::netstate::NetState>>,
+    /// The managers' addresses, the leader (this master) first: where to go if it is lost.
+    #[serde(default)]
+    pub managers: Vec<String>,
+    /// The role the node should run as.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// For a node promoted since it last said its role: its manager certificate.
+    #[serde(default)]
+    pub promotion: Option<Promotion>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportRequest {
     pub reports: Vec<TaskReport>,
+}
+
+/// A Swarm API request a follower manager hands to the leader: what berth-server was
+/// given, uninterpreted here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    pub method: String,
+    /// Path and query, as the client sent them.
+    pub uri: String,
+    #[serde(with = "b64")]
+    pub body: Vec<u8>,
+}
+
+/// The leader's answer to a [`ForwardRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardResponse {
+    pub status: u16,
+    pub content_type: String,
+    #[serde(with = "b64")]
+    pub body: Vec<u8>,
+}
+
+/// Bytes as base64 in JSON (log frames are binary).
+mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let t = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// An error answer: status and message.
@@ -113,13 +182,16 @@ pub type Handler = Arc<
         + Sync,
 >;
 
+/// The listener's TLS configuration, replaceable while it serves (a promoted node's new
+/// certificate applies to the next connection).
+pub type TlsSource = Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>;
+
 /// Serves the protocol on `listener` until the returned task is aborted.
 pub fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: TlsSource,
     handler: Handler,
 ) -> tokio::task::JoinHandle<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     tokio::spawn(async move {
         loop {
             let (sock, _) = match listener.accept().await {
@@ -131,7 +203,9 @@ pub fn serve(
                 }
             };
             let _ = sock.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let acceptor = tokio_rustls::TlsAcceptor::from(
+                tls.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            );
             let handler = handler.clone();
             tokio::spawn(async move {
                 let peer = sock.peer_addr().ok();
@@ -305,6 +379,8 @@ impl Client {
             let msg = String::from_utf8_lossy(&bytes).into_owned();
             return Err(match status.as_u16() {
                 401 | 403 => Error::Refused(msg),
+                // A manager that does not lead: the body is the leader's address, if known.
+                421 => Error::NotLeader(msg),
                 404 => Error::NotFound(msg),
                 409 => Error::Conflict(msg),
                 400 => Error::InvalidArgument(msg),

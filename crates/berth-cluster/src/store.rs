@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::etcd::EtcdStore;
@@ -28,10 +28,113 @@ enum Backend {
     Etcd(EtcdStore),
 }
 
+/// Where the masters keep the swarm's state: `--store sqlite` (the default: one master,
+/// `<data-root>/swarm/state.db`) or `--store etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`
+/// (masters sharing an etcd cluster, one of them leading; keys under `/PREFIX/`, `/berth/`
+/// by default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreConfig {
+    #[default]
+    Sqlite,
+    Etcd {
+        /// `http://HOST:PORT` each.
+        endpoints: Vec<String>,
+        /// `/berth/`: starts and ends with `/`.
+        prefix: String,
+    },
+}
+
+impl StoreConfig {
+    /// Parses `--store`: `sqlite`, or `etcd://` with comma-separated `HOST:PORT`s and an
+    /// optional `/PREFIX`.
+    pub fn parse(s: &str) -> Result<StoreConfig> {
+        let s = s.trim();
+        if s.is_empty() || s == "sqlite" {
+            return Ok(StoreConfig::Sqlite);
+        }
+        let bad = |why: &str| {
+            Error::InvalidArgument(format!(
+                "invalid store {s:?}: {why} (sqlite, or etcd://HOST:PORT[,HOST:PORT...][/PREFIX])"
+            ))
+        };
+        let rest = s
+            .strip_prefix("etcd://")
+            .ok_or_else(|| bad("unknown kind"))?;
+        let (hosts, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h, p.trim_matches('/')),
+            None => (rest, ""),
+        };
+        if prefix
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
+        {
+            return Err(bad("the prefix may hold only letters, digits, - _ . and /"));
+        }
+        let mut endpoints = Vec::new();
+        for h in hosts.split(',') {
+            let h = h.trim();
+            let (host, port) = h
+                .rsplit_once(':')
+                .ok_or_else(|| bad(&format!("{h:?} has no port")))?;
+            if host.is_empty()
+                || host.chars().any(|c| {
+                    !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':'))
+                })
+            {
+                return Err(bad(&format!("{h:?} is not HOST:PORT")));
+            }
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(bad(&format!("{h:?} has no valid port")));
+            }
+            endpoints.push(format!("http://{h}"));
+        }
+        let prefix = if prefix.is_empty() {
+            "/berth/".to_string()
+        } else {
+            format!("/{prefix}/")
+        };
+        Ok(StoreConfig::Etcd { endpoints, prefix })
+    }
+
+    pub fn is_etcd(&self) -> bool {
+        matches!(self, StoreConfig::Etcd { .. })
+    }
+
+    /// The store itself: SQLite at `<dir>/state.db`, or the etcd client.
+    pub fn open(&self, dir: &Path) -> Result<Store> {
+        match self {
+            StoreConfig::Sqlite => Store::open(&dir.join("state.db")),
+            StoreConfig::Etcd { endpoints, prefix } => Store::open_etcd(endpoints, prefix),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Sqlite => write!(f, "sqlite"),
+            StoreConfig::Etcd { endpoints, prefix } => {
+                let hosts: Vec<&str> = endpoints
+                    .iter()
+                    .map(|e| e.strip_prefix("http://").unwrap_or(e))
+                    .collect();
+                write!(
+                    f,
+                    "etcd://{}{}",
+                    hosts.join(","),
+                    prefix.trim_end_matches('/')
+                )
+            }
+        }
+    }
+}
+
 /// One transaction's worth of changes.
 #[derive(Default)]
 pub struct Batch {
     pub kv: Vec<(String, String)>,
+    pub kv_deleted: Vec<String>,
     pub nodes: Vec<Node>,
     pub nodes_deleted: Vec<String>,
     pub services: Vec<Service>,
@@ -43,6 +146,7 @@ pub struct Batch {
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.kv.is_empty()
+            && self.kv_deleted.is_empty()
             && self.nodes.is_empty()
             && self.nodes_deleted.is_empty()
             && self.services.is_empty()
@@ -124,16 +228,26 @@ impl Store {
 
     /// Certificate fingerprint → node id, for every node that joined.
     pub fn peers(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .kv_prefix("peer:")?
+            .into_iter()
+            .map(|(k, v)| (k.trim_start_matches("peer:").to_string(), v))
+            .collect())
+    }
+
+    /// Every kv entry whose key starts with `prefix` (plain characters: no `%` or `_`).
+    pub fn kv_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let db = match &self.backend {
             Backend::Sqlite { db, .. } => db,
-            Backend::Etcd(e) => return e.peers(),
+            Backend::Etcd(e) => return e.kv_prefix(prefix),
         };
-        let mut st = db.prepare("SELECT key, value FROM kv WHERE key LIKE 'peer:%'")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut st = db.prepare("SELECT key, value FROM kv WHERE substr(key, 1, ?1) = ?2")?;
+        let rows = st.query_map(params![prefix.len() as i64, prefix], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for r in rows {
-            let (k, v) = r?;
-            out.push((k.trim_start_matches("peer:").to_string(), v));
+            out.push(r?);
         }
         Ok(out)
     }
@@ -148,6 +262,14 @@ impl Store {
                 Ok(())
             }
             Backend::Etcd(e) => e.delete_peer(node_id),
+        }
+    }
+
+    /// The nodes alone (a follower's view of the swarm).
+    pub fn load_nodes(&self) -> Result<Vec<Node>> {
+        match &self.backend {
+            Backend::Sqlite { db, .. } => all(db, "nodes"),
+            Backend::Etcd(e) => e.load_nodes(),
         }
     }
 
@@ -184,6 +306,10 @@ impl Store {
             put(&tx, "nodes", b.nodes.iter().map(|n| (&n.id, n)))?;
             put(&tx, "services", b.services.iter().map(|s| (&s.id, s)))?;
             put(&tx, "tasks", b.tasks.iter().map(|t| (&t.id, t)))?;
+            let mut kv_del = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            for k in &b.kv_deleted {
+                kv_del.execute([k])?;
+            }
             del(&tx, "nodes", &b.nodes_deleted)?;
             del(&tx, "services", &b.services_deleted)?;
             del(&tx, "tasks", &b.tasks_deleted)?;
@@ -296,6 +422,38 @@ fn del(tx: &rusqlite::Transaction<'_>, table: &str, ids: &[String]) -> Result<()
 mod tests {
     use super::*;
     use crate::model::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(StoreConfig::parse("").unwrap(), StoreConfig::Sqlite);
+        assert_eq!(StoreConfig::parse("sqlite").unwrap(), StoreConfig::Sqlite);
+        let e = StoreConfig::parse("etcd://10.0.0.1:2379,etcd2:2379").unwrap();
+        assert_eq!(
+            e,
+            StoreConfig::Etcd {
+                endpoints: vec!["http://10.0.0.1:2379".into(), "http://etcd2:2379".into()],
+                prefix: "/berth/".into()
+            }
+        );
+        assert_eq!(e.to_string(), "etcd://10.0.0.1:2379,etcd2:2379/berth");
+        let e = StoreConfig::parse("etcd://h:1/team/a/").unwrap();
+        assert!(matches!(&e, StoreConfig::Etcd { prefix, .. } if prefix == "/team/a/"));
+        assert_eq!(StoreConfig::parse(&e.to_string()).unwrap(), e);
+        for (bad, why) in [
+            ("mysql://x:1", "unknown kind"),
+            ("etcd://", "no port"),
+            ("etcd://h", "no port"),
+            ("etcd://h:0", "no valid port"),
+            ("etcd://h:99999", "no valid port"),
+            ("etcd://h:1,,k:2", "no port"),
+            ("etcd://h x:1", "not HOST:PORT"),
+            ("etcd://h:1/a b", "prefix"),
+        ] {
+            let err = StoreConfig::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn batches_persist_and_delete() {

@@ -325,7 +325,12 @@ async fn dispatch(
     Ok(match action {
         // ---- system ----------------------------------------------------------------------
         Action::Ping { head } => ping(head, swarm_header(cluster)),
-        Action::Swarm(a) => crate::swarm::handle(cluster, a, req).await?,
+        Action::Swarm(a) => {
+            let method = req.method().clone();
+            let uri = req.uri().to_string();
+            let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
+            crate::swarm::handle(cluster, a, &method, &uri, bytes).await?
+        }
         Action::Version => json(StatusCode::OK, &system::version(&kernel_version())),
         Action::Info => {
             let info = blocking(engine, |e| e.info()).await?;
@@ -922,16 +927,21 @@ async fn dispatch(
             json(StatusCode::OK, &out)
         }
         Action::NetworkInspect { id } => {
-            if let Some(n) = cluster
-                .and_then(|c| c.master().ok())
-                .and_then(|m| m.network(&id).ok())
-            {
-                return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+            if let Some(c) = cluster {
+                if c.is_follower() && overlay_here(engine, &id).await {
+                    let uri = req.uri().to_string();
+                    return crate::swarm::forward(c, req.method(), &uri, Bytes::new()).await;
+                }
+                if c.master().is_ok_and(|m| m.network(&id).is_ok()) {
+                    return overlay_inspect(c, &id);
+                }
             }
             let n = blocking(engine, move |e| e.network_inspect(&id)).await?;
             json(StatusCode::OK, &network::resource(&n))
         }
         Action::NetworkCreate => {
+            let method = req.method().clone();
+            let uri = req.uri().to_string();
             let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
             let body: NetworkCreateRequest = create::parse_body("network create", &bytes)?;
             if body.driver == "overlay" {
@@ -941,33 +951,10 @@ async fn dispatch(
                         "overlay networks need swarm mode, which this daemon runs without",
                     )
                 })?;
-                let m = c.master().map_err(crate::swarm::err)?;
-                let subnet = body
-                    .ipam
-                    .as_ref()
-                    .and_then(|i| i.config.first())
-                    .map(|c| c.subnet.clone())
-                    .filter(|s| !s.is_empty());
-                let labels = body.labels.clone().unwrap_or_default();
-                let n = tokio::task::spawn_blocking(move || {
-                    m.create_network(
-                        &body.name,
-                        subnet.as_deref(),
-                        labels,
-                        body.attachable,
-                        body.internal,
-                    )
-                })
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(crate::swarm::err)?;
-                return Ok(json(
-                    StatusCode::CREATED,
-                    &NetworkCreateResponse {
-                        id: n.id,
-                        warning: String::new(),
-                    },
-                ));
+                if c.is_follower() {
+                    return crate::swarm::forward(c, &method, &uri, bytes).await;
+                }
+                return overlay_create(c, &bytes).await;
             }
             let spec = network::create_spec(&body)?;
             let id = blocking(engine, move |e| e.network_create(spec)).await?;
@@ -980,13 +967,13 @@ async fn dispatch(
             )
         }
         Action::NetworkRemove { id } => {
-            if let Some(m) = cluster.and_then(|c| c.master().ok()) {
-                if m.network(&id).is_ok() {
-                    tokio::task::spawn_blocking(move || m.remove_network(&id))
-                        .await
-                        .map_err(|e| ApiError::internal(e.to_string()))?
-                        .map_err(crate::swarm::err)?;
-                    return Ok(no_content());
+            if let Some(c) = cluster {
+                if c.is_follower() && overlay_here(engine, &id).await {
+                    let uri = req.uri().to_string();
+                    return crate::swarm::forward(c, req.method(), &uri, Bytes::new()).await;
+                }
+                if c.master().is_ok_and(|m| m.network(&id).is_ok()) {
+                    return overlay_remove(c, &id).await;
                 }
             }
             blocking(engine, move |e| e.network_remove(&id)).await?;
@@ -1165,6 +1152,80 @@ async fn system_df(engine: &Arc<Engine>) -> Result<Response<Body>> {
             build_cache: Vec::new(),
         },
     ))
+}
+
+/// Whether `id` names this node's piece of a swarm overlay (or no network here at all): a
+/// manager that does not lead asks the leader about it.
+async fn overlay_here(engine: &Arc<Engine>, id: &str) -> bool {
+    let id = id.to_string();
+    let e = Arc::clone(engine);
+    match tokio::task::spawn_blocking(move || e.network_inspect(&id)).await {
+        Ok(Ok(n)) => n.driver == "overlay",
+        Ok(Err(e)) => e.kind() == berth_engine::ErrorKind::NotFound,
+        Err(_) => false,
+    }
+}
+
+/// `docker network create -d overlay` on the leading manager.
+pub(crate) async fn overlay_create(
+    c: &Arc<berth_cluster::Cluster>,
+    bytes: &Bytes,
+) -> Result<Response<Body>> {
+    let body: NetworkCreateRequest = create::parse_body("network create", bytes)?;
+    if body.driver != "overlay" {
+        return Err(ApiError::bad_request(format!(
+            "only overlay networks are made on the leader, not {:?}",
+            body.driver
+        )));
+    }
+    let m = c.master().map_err(crate::swarm::err)?;
+    let subnet = body
+        .ipam
+        .as_ref()
+        .and_then(|i| i.config.first())
+        .map(|c| c.subnet.clone())
+        .filter(|s| !s.is_empty());
+    let labels = body.labels.clone().unwrap_or_default();
+    let n = tokio::task::spawn_blocking(move || {
+        m.create_network(
+            &body.name,
+            subnet.as_deref(),
+            labels,
+            body.attachable,
+            body.internal,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(crate::swarm::err)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &NetworkCreateResponse {
+            id: n.id,
+            warning: String::new(),
+        },
+    ))
+}
+
+/// `docker network rm` of a swarm overlay, on the leading manager.
+pub(crate) async fn overlay_remove(
+    c: &Arc<berth_cluster::Cluster>,
+    id: &str,
+) -> Result<Response<Body>> {
+    let m = c.master().map_err(crate::swarm::err)?;
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || m.remove_network(&id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(crate::swarm::err)?;
+    Ok(no_content())
+}
+
+/// `docker network inspect` of a swarm overlay, on the leading manager.
+pub(crate) fn overlay_inspect(c: &Arc<berth_cluster::Cluster>, id: &str) -> Result<Response<Body>> {
+    let m = c.master().map_err(crate::swarm::err)?;
+    let n = m.network(id).map_err(crate::swarm::err)?;
+    Ok(json(StatusCode::OK, &network::cluster_resource(&n)))
 }
 
 #[cfg(test)]

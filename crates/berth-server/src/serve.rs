@@ -29,8 +29,23 @@ impl Server {
         }
     }
 
-    /// A server that also answers the Swarm-mode API through `cluster`.
+    /// A server that also answers the Swarm-mode API through `cluster`, and runs the calls
+    /// other managers forward to this one when it leads.
     pub fn with_cluster(engine: Arc<Engine>, cluster: Arc<berth_cluster::Cluster>) -> Server {
+        let weak = Arc::downgrade(&cluster);
+        cluster.set_forward_handler(Arc::new(move |req| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                match weak.upgrade() {
+                    Some(c) => crate::swarm::run_forwarded(c, req).await,
+                    None => berth_cluster::proto::ForwardResponse {
+                        status: 503,
+                        content_type: "application/json".into(),
+                        body: br#"{"message":"shutting down"}"#.to_vec(),
+                    },
+                }
+            })
+        }));
         Server {
             engine,
             cluster: Some(cluster),

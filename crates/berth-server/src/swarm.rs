@@ -6,9 +6,11 @@ use std::sync::Arc;
 use berth_api::types::swarm as w;
 use berth_api::Filters;
 use berth_cluster::model::{Role, TaskState};
+use berth_cluster::proto::{ForwardRequest, ForwardResponse};
 use berth_cluster::{Cluster, Error as ClusterError};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
 
 use crate::body::{self, Body};
 use crate::convert::create::parse_body;
@@ -16,8 +18,6 @@ use crate::convert::swarm as conv;
 use crate::error::ApiError;
 use crate::handlers::json;
 use crate::query::Query;
-
-const JSON_LIMIT: usize = 4 << 20;
 
 /// `GET /services/{id}/logs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +174,9 @@ pub fn route(method: &Method, path: &str, q: &Query) -> Option<Result<SwarmActio
 
 pub(crate) fn err(e: ClusterError) -> ApiError {
     let status = match &e {
-        ClusterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ClusterError::Unavailable(_) | ClusterError::NotLeader(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ClusterError::NotFound(_) => StatusCode::NOT_FOUND,
         ClusterError::Conflict(_) => StatusCode::CONFLICT,
         ClusterError::InvalidArgument(_) | ClusterError::Refused(_) => StatusCode::BAD_REQUEST,
@@ -193,12 +195,121 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn read<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
+fn read<T: serde::de::DeserializeOwned + Default>(
+    bytes: &Bytes,
     what: &str,
 ) -> Result<T, ApiError> {
-    let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
-    parse_body(what, &bytes)
+    parse_body(what, bytes)
+}
+
+/// Whether a manager that does not lead hands `a` to the leader: everything but this node's
+/// own membership (init, join, leave).
+fn leader_only(a: &SwarmAction) -> bool {
+    !matches!(
+        a,
+        SwarmAction::Init | SwarmAction::Join | SwarmAction::Leave { .. }
+    )
+}
+
+/// Hands a request to the leader (this manager does not lead) and answers with its answer.
+pub(crate) async fn forward(
+    cluster: &Cluster,
+    method: &Method,
+    uri: &str,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let r = cluster
+        .forward(ForwardRequest {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            body: body.to_vec(),
+        })
+        .await
+        .map_err(err)?;
+    let mut resp = Response::new(body::full(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = http::HeaderValue::from_str(&r.content_type) {
+        if !r.content_type.is_empty() {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// How long the leader waits for a forwarded answer's body.
+const FORWARD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs a request another manager forwarded (this node leads): the Swarm API, and the
+/// swarm's overlay networks.
+pub async fn run_forwarded(cluster: Arc<Cluster>, req: ForwardRequest) -> ForwardResponse {
+    let answer = |r: Result<Response<Body>, ApiError>| async move {
+        let resp = match r {
+            Ok(r) => r,
+            Err(e) => crate::handlers::error_response(&e),
+        };
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let collected =
+            tokio::time::timeout(FORWARD_BODY_TIMEOUT, resp.into_body().collect()).await;
+        match collected {
+            Ok(Ok(b)) => ForwardResponse {
+                status,
+                content_type,
+                body: b.to_bytes().to_vec(),
+            },
+            _ => ForwardResponse {
+                status: 500,
+                content_type: "application/json".into(),
+                body: br#"{"message":"the leader's answer did not complete"}"#.to_vec(),
+            },
+        }
+    };
+    let method = match Method::from_bytes(req.method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => {
+            return answer(Err(ApiError::bad_request(format!(
+                "forwarded request: bad method {:?}",
+                req.method
+            ))))
+            .await
+        }
+    };
+    let (path, query) = match req.uri.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (req.uri.clone(), None),
+    };
+    let routed = match crate::route::route(&method, &path, query.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return answer(Err(e)).await,
+    };
+    let body = Bytes::from(req.body);
+    let r = match routed.action {
+        crate::route::Action::Swarm(SwarmAction::ServiceLogs { opts, .. }) if opts.follow => {
+            Err(ApiError::bad_request(
+                "following a service's logs works on the leading manager only: run it there, or without -f",
+            ))
+        }
+        crate::route::Action::Swarm(a) if leader_only(&a) => handle_local(&cluster, a, body).await,
+        crate::route::Action::NetworkCreate => {
+            crate::handlers::overlay_create(&cluster, &body).await
+        }
+        crate::route::Action::NetworkRemove { id } => {
+            crate::handlers::overlay_remove(&cluster, &id).await
+        }
+        crate::route::Action::NetworkInspect { id } => {
+            crate::handlers::overlay_inspect(&cluster, &id)
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "forwarded request: {method} {path} is not a call managers forward"
+        ))),
+    };
+    answer(r).await
 }
 
 fn no_cluster() -> ApiError {
@@ -208,12 +319,34 @@ fn no_cluster() -> ApiError {
 pub async fn handle(
     cluster: Option<&Arc<Cluster>>,
     action: SwarmAction,
-    req: Request<Incoming>,
+    method: &Method,
+    uri: &str,
+    body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
     let cluster = cluster.ok_or_else(no_cluster)?;
+    if leader_only(&action) && cluster.is_follower() {
+        if let SwarmAction::ServiceLogs { opts, .. } = &action {
+            if opts.follow {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "following a service's logs works on the leading manager only: run it there, or without -f",
+                ));
+            }
+        }
+        return forward(cluster, method, uri, body).await;
+    }
+    handle_local(cluster, action, body).await
+}
+
+/// Runs a Swarm API call on this node.
+async fn handle_local(
+    cluster: &Arc<Cluster>,
+    action: SwarmAction,
+    req: Bytes,
+) -> Result<Response<Body>, ApiError> {
     Ok(match action {
         SwarmAction::Init => {
-            let b: w::InitRequest = read(req, "swarm init").await?;
+            let b: w::InitRequest = read(&req, "swarm init")?;
             let id = cluster
                 .init(berth_cluster::InitRequest {
                     listen_addr: b.listen_addr,
@@ -224,7 +357,7 @@ pub async fn handle(
             json(StatusCode::OK, &id)
         }
         SwarmAction::Join => {
-            let b: w::JoinRequest = read(req, "swarm join").await?;
+            let b: w::JoinRequest = read(&req, "swarm join")?;
             cluster
                 .join(berth_cluster::JoinRequest {
                     remote_addrs: b.remote_addrs,
@@ -306,7 +439,7 @@ pub async fn handle(
         }
         SwarmAction::NodeUpdate { id, version } => {
             let m = cluster.master().map_err(err)?;
-            let b: w::NodeSpec = read(req, "node update").await?;
+            let b: w::NodeSpec = read(&req, "node update")?;
             let spec = conv::node_spec(&b)?;
             blocking(move || m.update_node(&id, version, spec)).await?;
             empty(StatusCode::OK)
@@ -352,7 +485,7 @@ pub async fn handle(
         }
         SwarmAction::ServiceCreate => {
             let m = cluster.master().map_err(err)?;
-            let b: w::ServiceSpec = read(req, "service create").await?;
+            let b: w::ServiceSpec = read(&req, "service create")?;
             let spec = conv::service_spec(&b)?;
             image_known(cluster, &spec.task.image).await?;
             let id = blocking(move || m.create_service(spec)).await?;
@@ -374,7 +507,7 @@ pub async fn handle(
             rollback,
         } => {
             let m = cluster.master().map_err(err)?;
-            let b: w::ServiceSpec = read(req, "service update").await?;
+            let b: w::ServiceSpec = read(&req, "service update")?;
             let spec = if rollback {
                 None
             } else {

@@ -79,6 +79,10 @@ pub struct Flags {
     /// authentication: prefer a loopback address).
     #[arg(long = "metrics-addr", value_name = "IP:PORT")]
     pub metrics_addr: Option<String>,
+    /// Where a swarm made here keeps its state: `sqlite` (default; one manager) or
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (managers that share it, one leading).
+    #[arg(long = "store", value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// The config file's keys (as in dockerd's daemon.json).
@@ -102,6 +106,7 @@ pub struct FileConfig {
     pub bip: Option<String>,
     pub cni_plugin_dirs: Vec<PathBuf>,
     pub metrics_addr: Option<String>,
+    pub store: Option<String>,
     /// Keys Berth does not know; warned about.
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
@@ -137,6 +142,8 @@ pub struct Config {
     pub network: berth_engine::NetConfig,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// The swarm state's store.
+    pub store: berth_cluster::StoreConfig,
     /// Unknown config-file keys, to warn about once logging is up.
     pub unknown_keys: Vec<String>,
 }
@@ -307,6 +314,12 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
         Some(a) => parse_metrics_addr(&a)?,
         None => None,
     };
+    let store = match flags.store.or(file.store) {
+        Some(s) => {
+            berth_cluster::StoreConfig::parse(&s).map_err(|e| anyhow::anyhow!("--store: {e}"))?
+        }
+        None => berth_cluster::StoreConfig::Sqlite,
+    };
     let mut unknown_keys: Vec<String> = file.unknown.into_keys().collect();
     unknown_keys.sort();
     Ok(Config {
@@ -335,6 +348,7 @@ pub fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
             .unwrap_or_else(|| find_binary("berth-shim")),
         network,
         metrics_addr,
+        store,
         unknown_keys,
     })
 }
@@ -468,6 +482,31 @@ mod tests {
         assert!(format!("{e:#}").contains("bad.json"));
         let c = merge(flags(&["-D"]), FileConfig::default()).unwrap();
         assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn store_flag_and_key() {
+        let c = merge(flags(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.store, berth_cluster::StoreConfig::Sqlite);
+        let c = merge(
+            flags(&["--store", "etcd://10.0.0.1:2379,10.0.0.2:2379"]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert!(c.store.is_etcd());
+        assert_eq!(
+            c.store.to_string(),
+            "etcd://10.0.0.1:2379,10.0.0.2:2379/berth"
+        );
+        let file: FileConfig = serde_json::from_str(r#"{"store":"etcd://e:2379/prod"}"#).unwrap();
+        assert!(file.unknown.is_empty());
+        let c = merge(flags(&[]), file).unwrap();
+        assert_eq!(c.store.to_string(), "etcd://e:2379/prod");
+        let e = merge(flags(&["--store", "etcd://nope"]), FileConfig::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("--store") && e.to_string().contains("etcd://nope"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn serve(cfg: &Config) -> Result<()> {
     rt.block_on(async {
         let cluster = berth_cluster::Cluster::open(
             Arc::clone(&engine),
-            berth_cluster::ClusterConfig::new(&cfg.data_root),
+            berth_cluster::ClusterConfig {
+                store: cfg.store.clone(),
+                ..berth_cluster::ClusterConfig::new(&cfg.data_root)
+            },
         )
         .await
         .with_context(|| {

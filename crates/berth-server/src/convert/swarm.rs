@@ -86,7 +86,12 @@ pub fn node(n: &m::Node) -> w::Node {
         },
         manager_status: n.manager_addr.as_ref().map(|a| w::ManagerStatus {
             leader: n.leader,
-            reachability: "reachable".into(),
+            reachability: if n.state == m::NodeState::Down {
+                "unreachable"
+            } else {
+                "reachable"
+            }
+            .into(),
             addr: a.clone(),
         }),
     }

@@ -473,6 +473,16 @@ impl Daemon {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// The last `n` lines of the log at info level and above (the daemon logs at debug).
+    pub fn log_notable(&self, n: usize) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("DEBUG") && !l.contains("TRACE"))
+            .collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// A `docker` command pointed at this daemon, with a private CLI config.
     pub fn docker_cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new("docker");
