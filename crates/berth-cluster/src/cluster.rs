@@ -156,6 +156,7 @@ impl Cluster {
         };
         let mode = if m.role == Role::Manager && c.cfg.dir.join("state.db").exists() {
             let master = Master::open(c.master_config(&m.advertise_addr, None)?)?;
+            master.set_event_sink(c.engine.clone());
             master.start().await?;
             let agent = Agent::new(c.engine.clone(), m)?;
             agent.start();
@@ -218,6 +219,7 @@ impl Cluster {
             .map_err(|e| Error::Io(format!("{}: {e}", self.cfg.dir.display())))?;
         let cfg = self.master_config(&advertise, Some(listen))?;
         let (master, issued, node_id) = Master::init(cfg, me)?;
+        master.set_event_sink(self.engine.clone());
         let undo = |dir: &PathBuf| {
             let _ = std::fs::remove_dir_all(dir);
         };

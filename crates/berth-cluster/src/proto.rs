@@ -79,6 +79,17 @@ pub struct SessionRequest {
     /// The networking version the agent has; 0 at first.
     #[serde(default)]
     pub net_since: u64,
+    /// CPU usage of the running tasks, only when the agent sampled it ([`crate::autoscale`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<TaskUsage>,
+}
+
+/// A running task's CPU usage over the agent's last sample period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    pub id: String,
+    /// CPU seconds per second: 1.0 is one whole CPU.
+    pub cpu: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

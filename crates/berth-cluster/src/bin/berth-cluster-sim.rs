@@ -87,6 +87,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
             reports: std::mem::take(&mut reports),
             since,
             net_since,
+            usage: Vec::new(),
         };
         let resp: SessionResponse =
             match client.call("/session", &req, Duration::from_secs(30)).await {
