@@ -865,8 +865,11 @@ mod tests {
         }
     }
 
+    /// An event as published: kind, action, id, attributes.
+    type Published = (String, String, String, BTreeMap<String, String>);
+
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<(String, String, String, BTreeMap<String, String>)>>);
+    struct Recorder(Mutex<Vec<Published>>);
 
     impl EventSink for Recorder {
         fn publish(
