@@ -4,8 +4,9 @@
 //! - `POST /join` (no client certificate yet): a [`JoinRequest`] with the token; the answer
 //!   carries the node's id and its certificate and key, issued by the swarm's CA.
 //! - `POST /session` (client certificate): the agent's heartbeat, with what its tasks are
-//!   doing, and a long poll for its assignments: the master answers as soon as the node's
-//!   assignments change past `since`, or after a heartbeat period.
+//!   doing (and, when it sampled them, its running tasks' CPU usage for autoscaling), and a
+//!   long poll for its assignments: the master answers as soon as the node's assignments
+//!   change past `since`, or after a heartbeat period.
 //! - `POST /report`: task state changes, sent the moment the agent sees them.
 //!
 //! Agents pull: a master that restarts, or a node cut off for a while, needs no replay; the
