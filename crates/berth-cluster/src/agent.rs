@@ -150,6 +150,8 @@ pub struct Agent {
     handles: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The node's overlays, mesh and service names.
     dataplane: Option<crate::dataplane::Dataplane>,
+    /// CPU readings of the task containers, for autoscaling.
+    sampler: Mutex<crate::autoscale::Sampler>,
 }
 
 /// How long a task that takes traffic stays up after the mesh stopped sending it new
@@ -204,6 +206,7 @@ impl Agent {
             busy: Mutex::new(HashSet::new()),
             dirty: Default::default(),
             handles: Mutex::new(Vec::new()),
+            sampler: Default::default(),
         }))
     }
 
@@ -333,9 +336,10 @@ impl Agent {
                 }
             }
             let me = self.clone();
-            let reports = tokio::task::spawn_blocking(move || {
+            let (reports, usage) = tokio::task::spawn_blocking(move || {
                 me.observe(false);
-                lock(&me.sent).values().cloned().collect::<Vec<_>>()
+                let usage = lock(&me.sampler).sample_if_due(&me.engine, || me.containers());
+                (lock(&me.sent).values().cloned().collect::<Vec<_>>(), usage)
             })
             .await
             .unwrap_or_default();
@@ -345,6 +349,7 @@ impl Agent {
                 since,
                 net_since,
                 role: Some(self.membership().role),
+                usage,
             };
             let target = lock(&self.target).clone();
             match target

@@ -116,6 +116,8 @@ struct View {
 /// A manager's seat among the masters: its master while it leads.
 struct Seat {
     cfg: MasterConfig,
+    /// Where a leading master publishes its events (autoscaling decisions).
+    engine: Arc<Engine>,
     active: Mutex<Option<Arc<Master>>>,
     view: Mutex<View>,
     /// The store for looking up the leader (etcd; `None` until opened).
@@ -127,9 +129,11 @@ struct Seat {
 
 impl Seat {
     /// A master on SQLite: it leads from the start.
-    fn sqlite(master: Arc<Master>) -> Arc<Seat> {
+    fn sqlite(master: Arc<Master>, engine: Arc<Engine>) -> Arc<Seat> {
+        master.set_event_sink(engine.clone());
         Arc::new(Seat {
             cfg: master.config().clone(),
+            engine,
             active: Mutex::new(Some(master)),
             view: Mutex::new(View::default()),
             lookup: Mutex::new(None),
@@ -140,9 +144,14 @@ impl Seat {
 
     /// A master on etcd: campaigns on a thread of its own, leads when elected, steps down when
     /// its leadership is lost, and campaigns again.
-    fn etcd(cfg: MasterConfig, rt: tokio::runtime::Handle) -> Result<Arc<Seat>> {
+    fn etcd(
+        cfg: MasterConfig,
+        engine: Arc<Engine>,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Arc<Seat>> {
         let seat = Arc::new(Seat {
             cfg,
+            engine,
             active: Mutex::new(None),
             view: Mutex::new(View::default()),
             lookup: Mutex::new(None),
@@ -237,6 +246,7 @@ impl Seat {
                     continue;
                 }
             };
+            master.set_event_sink(self.engine.clone());
             {
                 let _g = rt.enter();
                 master.start();
@@ -426,10 +436,13 @@ impl Cluster {
         match &m.store {
             StoreConfig::Sqlite => {
                 let master = Master::open(cfg)?;
+                let seat = Seat::sqlite(master.clone(), self.engine.clone());
                 master.start();
-                Ok(Seat::sqlite(master))
+                Ok(seat)
             }
-            StoreConfig::Etcd { .. } => Seat::etcd(cfg, tokio::runtime::Handle::current()),
+            StoreConfig::Etcd { .. } => {
+                Seat::etcd(cfg, self.engine.clone(), tokio::runtime::Handle::current())
+            }
         }
     }
 
@@ -710,13 +723,9 @@ impl Cluster {
         };
         let made = match &self.cfg.store {
             StoreConfig::Sqlite => Master::init(cfg, me).map(|(master, issued, id)| {
+                let seat = Seat::sqlite(master.clone(), self.engine.clone());
                 master.start();
-                (
-                    Seat::sqlite(master),
-                    issued,
-                    id,
-                    master_swarm_id_ca(&self.cfg.dir),
-                )
+                (seat, issued, id, master_swarm_id_ca(&self.cfg.dir))
             }),
             StoreConfig::Etcd { .. } => self.init_etcd(cfg, me).await,
         };
@@ -783,7 +792,7 @@ impl Cluster {
             node_id: node_id.clone(),
             ..cfg
         };
-        let seat = Seat::etcd(cfg, tokio::runtime::Handle::current())?;
+        let seat = Seat::etcd(cfg, self.engine.clone(), tokio::runtime::Handle::current())?;
         let t = Instant::now();
         while seat.leading().is_none() {
             if t.elapsed() > Duration::from_secs(15) {

@@ -11,9 +11,11 @@
 //! - [`netstate`]: overlay networks, VIPs and the tasks that take traffic, as agents apply
 //!   them (VXLAN, the nftables mesh, DNS);
 //! - [`ca`]: the swarm's CA, node certificates and join tokens;
+//! - [`autoscale`]: CPU autoscaling of replicated services (HPA's rule);
 //! - [`cluster`]: what one berthd is in the swarm (inactive, manager, worker).
 
 pub mod agent;
+pub mod autoscale;
 pub mod ca;
 pub mod cluster;
 pub mod dataplane;
@@ -76,7 +78,7 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
 }
 
 /// Checks a service spec before anything is made: its name, image, constraints,
-/// preferences and ports.
+/// preferences, ports and autoscaling labels.
 pub fn validate_spec(spec: &model::ServiceSpec) -> Result<()> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
     let name = &spec.name;
@@ -148,5 +150,5 @@ pub fn validate_spec(spec: &model::ServiceSpec) -> Result<()> {
     if spec.dnsrr() && spec.ingress_ports().next().is_some() {
         return bad("port published with ingress mode can't be used with dnsrr mode".into());
     }
-    Ok(())
+    autoscale::validate(spec)
 }

@@ -101,6 +101,8 @@ pub struct Master {
     /// Set when a commit found the leadership gone: this master answers nothing more and its
     /// owner steps it down.
     deposed: std::sync::atomic::AtomicBool,
+    /// CPU autoscaling: samples, policies' histories, the event sink.
+    autoscale: crate::autoscale::Autoscaler,
 }
 
 /// A change made under the lock: rows to write, nodes whose assignments changed.
@@ -549,6 +551,7 @@ impl Master {
             reconcile_nanos: Default::default(),
             tasks: Mutex::new(Vec::new()),
             deposed: Default::default(),
+            autoscale: Default::default(),
         }))
     }
 
@@ -631,6 +634,7 @@ impl Master {
                 }
                 lock(&self.last_seen).insert(node.clone(), Instant::now());
                 let req: SessionRequest = serde_json::from_slice(&body).map_err(bad)?;
+                self.autoscale.record(&node, &req.usage);
                 let req_since = req.since;
                 let net_since = req.net_since;
                 let req_role = req.role;
@@ -931,7 +935,7 @@ impl Master {
     pub fn reconcile(&self) -> Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let t0 = Instant::now();
-        let r = self.reconcile_pass();
+        let r = self.reconcile_pass().and_then(|()| self.autoscale_pass());
         self.reconciles.fetch_add(1, Relaxed);
         self.reconcile_nanos
             .fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
@@ -950,6 +954,49 @@ impl Master {
         }
         self.schedule(&mut st, &mut ch, now);
         self.commit(&mut st, ch)
+    }
+
+    // ---- autoscaling ([`crate::autoscale`]) ------------------------------------------
+
+    /// Where decisions are published (the manager's engine), set by [`crate::Cluster`].
+    pub fn set_event_sink(&self, sink: Arc<dyn crate::autoscale::EventSink>) {
+        self.autoscale.set_sink(sink);
+    }
+
+    /// Every sync period: each service's policy evaluated; a decision is an ordinary
+    /// replicas change (stored and versioned like `docker service scale`; the previous spec
+    /// stays the user's own), announced once committed.
+    fn autoscale_pass(&self) -> Result<()> {
+        if !self.autoscale.due() {
+            return Ok(());
+        }
+        let now = now_nanos();
+        let mut st = lock(&self.state);
+        let decisions = self.autoscale.evaluate(
+            st.services.values().map(|s| (s, st.service_tasks(&s.id))),
+            now,
+        );
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let mut ch = Change::default();
+        let mut made = Vec::new();
+        for (id, d) in decisions {
+            let Some(mut svc) = st.services.get(&id).cloned() else {
+                continue;
+            };
+            svc.spec.mode = Mode::Replicated { replicas: d.to };
+            made.push((id.clone(), svc.spec.name.clone(), d));
+            st.put_service(&mut ch, svc, now);
+            self.orchestrate(&mut st, &mut ch, &id, now)?;
+        }
+        self.schedule(&mut st, &mut ch, now);
+        self.commit(&mut st, ch)?;
+        drop(st);
+        for (id, name, d) in made {
+            self.autoscale.announce(&id, &name, &d);
+        }
+        Ok(())
     }
 
     fn liveness(&self, st: &mut State, ch: &mut Change, now: i64) {

@@ -4,8 +4,9 @@
 //! - `POST /join` (no client certificate yet): a [`JoinRequest`] with the token; the answer
 //!   carries the node's id and its certificate and key, issued by the swarm's CA.
 //! - `POST /session` (client certificate): the agent's heartbeat, with what its tasks are
-//!   doing, and a long poll for its assignments: the master answers as soon as the node's
-//!   assignments change past `since`, or after a heartbeat period.
+//!   doing (and, when it sampled them, its running tasks' CPU usage for autoscaling), and a
+//!   long poll for its assignments: the master answers as soon as the node's assignments
+//!   change past `since`, or after a heartbeat period.
 //! - `POST /report`: task state changes, sent the moment the agent sees them.
 //! - `POST /logs` (any node): a task container's log lines, for `docker service logs`.
 //! - `POST /forward` (the leader, from another manager): a Swarm API request that manager
@@ -102,6 +103,17 @@ pub struct SessionRequest {
     /// The role the node runs as now (a promotion or demotion is done when this changes).
     #[serde(default)]
     pub role: Option<Role>,
+    /// CPU usage of the running tasks, only when the agent sampled it ([`crate::autoscale`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<TaskUsage>,
+}
+
+/// A running task's CPU usage over the agent's last sample period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    pub id: String,
+    /// CPU seconds per second: 1.0 is one whole CPU.
+    pub cpu: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

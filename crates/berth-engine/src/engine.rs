@@ -421,4 +421,16 @@ impl Engine {
         let (past, live) = self.inner.events.subscribe(since);
         Events { past, live }
     }
+
+    /// Publishes an event of another layer on this engine's bus (the cluster's `service`
+    /// events on a manager), so `docker events` shows it beside the engine's own.
+    pub fn publish_event(
+        &self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        attributes: std::collections::BTreeMap<String, String>,
+    ) {
+        self.inner.events.publish(kind, action, id, attributes);
+    }
 }

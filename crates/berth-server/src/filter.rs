@@ -315,6 +315,7 @@ pub fn event_matches(f: &Filters, e: &Event) -> bool {
         && typed("volume")
         && typed("network")
         && typed("daemon")
+        && typed("service")
         && f.matches_label(&e.attributes)
 }
 
@@ -500,6 +501,17 @@ mod tests {
         assert!(m(r#"{"image":{"busybox:latest":true}}"#));
         assert!(m(r#"{"label":{"tier=front":true}}"#));
         assert!(!m(r#"{"volume":{"data":true}}"#));
+        assert!(!m(r#"{"service":{"web":true}}"#));
+        let s = Event {
+            kind: "service".into(),
+            action: "scale".into(),
+            ..e
+        };
+        let m = |q: &str| event_matches(&Filters::parse(q).unwrap(), &s);
+        assert!(m(r#"{"type":{"service":true}}"#));
+        assert!(m(r#"{"service":{"web":true}}"#));
+        assert!(!m(r#"{"service":{"db":true}}"#));
+        assert!(m(r#"{"event":{"scale":true}}"#));
     }
 
     #[test]

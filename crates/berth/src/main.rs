@@ -29,6 +29,7 @@ mod format;
 mod image;
 mod opts;
 mod progress;
+mod service;
 mod stdio;
 mod system;
 mod volume;
@@ -136,6 +137,11 @@ enum Command {
     Volume {
         #[command(subcommand)]
         command: volume::VolumeCommand,
+    },
+    /// Manage swarm services
+    Service {
+        #[command(subcommand)]
+        command: service::ServiceCommand,
     },
     /// Manage Berth
     System {
@@ -281,6 +287,7 @@ fn dispatch(host: &daemon::HostChoice, command: Command) -> Result<u8> {
         Command::Import(a) => ok(image::import(c, &a)),
         Command::History(a) => ok(image::history(c, &a)),
         Command::Volume { command } => ok(volume::run(c, command)),
+        Command::Service { command } => ok(service::run(c, command)),
         Command::System { command } => ok(system::run(c, command)),
         Command::Info(a) => ok(system::info(c, &a)),
         Command::Version(_) => Ok(0),

@@ -88,6 +88,7 @@ async fn node(i: usize, args: Arc<Args>, c: Arc<Counters>, joined: Arc<AtomicU64
             since,
             net_since,
             role: None,
+            usage: Vec::new(),
         };
         let resp: SessionResponse =
             match client.call("/session", &req, Duration::from_secs(30)).await {

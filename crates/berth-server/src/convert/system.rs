@@ -151,7 +151,12 @@ pub fn event(e: &Event) -> EventMessage {
             id: e.id.clone(),
             attributes: e.attributes.clone(),
         },
-        scope: "local".into(),
+        // The cluster's objects are the swarm's, as dockerd scopes them.
+        scope: if matches!(e.kind.as_str(), "service" | "node") {
+            "swarm".into()
+        } else {
+            "local".into()
+        },
         time: e.time_nano.div_euclid(1_000_000_000),
         time_nano: e.time_nano,
     }
@@ -326,6 +331,12 @@ mod tests {
         };
         let json = serde_json::to_value(event(&v)).unwrap();
         assert!(json.get("status").is_none());
+        assert_eq!(json["scope"], "local");
+        let s = Event {
+            kind: "service".into(),
+            ..v
+        };
+        assert_eq!(serde_json::to_value(event(&s)).unwrap()["scope"], "swarm");
     }
 
     #[test]
