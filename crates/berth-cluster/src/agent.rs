@@ -116,6 +116,29 @@ pub async fn join(
     })
 }
 
+/// After a failed call to the manager at `failed`: the leader it named, else the manager after
+/// it among those known (`managers`, and `joined`, the one the node joined through); `None`
+/// when there is no other.
+pub fn next_manager(
+    managers: &[String],
+    joined: &str,
+    failed: &str,
+    leader: Option<&str>,
+) -> Option<String> {
+    if let Some(l) = leader.filter(|l| !l.is_empty() && *l != failed) {
+        return Some(l.to_string());
+    }
+    let mut all = managers.to_vec();
+    if !all.iter().any(|a| a == joined) {
+        all.push(joined.to_string());
+    }
+    if all.len() < 2 {
+        return None;
+    }
+    let i = all.iter().position(|a| a == failed).map_or(0, |i| i + 1);
+    Some(all[i % all.len()].clone())
+}
+
 /// The node's description as the master wants it.
 pub fn describe(engine: &Engine) -> Result<NodeDescription> {
     let info = engine.info()?;
@@ -229,21 +252,10 @@ impl Agent {
         }
     }
 
-    /// After a failed call to `failed`: the next manager to try (a named leader first).
+    /// After a failed call to `failed`: the next manager to try.
     fn next_manager(&self, failed: &str, leader: Option<&str>) -> Option<String> {
-        if let Some(l) = leader.filter(|l| !l.is_empty() && *l != failed) {
-            return Some(l.to_string());
-        }
         let m = self.membership();
-        let mut all = m.managers.clone();
-        if !all.contains(&m.master) {
-            all.push(m.master.clone());
-        }
-        if all.len() < 2 {
-            return None;
-        }
-        let i = all.iter().position(|a| a == failed).map_or(0, |i| i + 1);
-        Some(all[i % all.len()].clone())
+        next_manager(&m.managers, &m.master, failed, leader)
     }
 
     /// What the master said of the managers and of this node's role.
@@ -821,4 +833,39 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
         });
     }
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_manager_is_replaced_by_the_leader_named_or_the_next_one() {
+        let all = vec!["a:2377".to_string(), "b:2377".into(), "c:2377".into()];
+        assert_eq!(
+            next_manager(&all, "a:2377", "a:2377", Some("c:2377")).as_deref(),
+            Some("c:2377")
+        );
+        // No leader named (an election is under way): round the list.
+        assert_eq!(
+            next_manager(&all, "a:2377", "a:2377", Some("")).as_deref(),
+            Some("b:2377")
+        );
+        assert_eq!(
+            next_manager(&all, "a:2377", "c:2377", None).as_deref(),
+            Some("a:2377")
+        );
+        // A leader that names itself is not taken at its word.
+        assert_eq!(
+            next_manager(&all, "a:2377", "b:2377", Some("b:2377")).as_deref(),
+            Some("c:2377")
+        );
+        // One manager known: nowhere else to go.
+        assert_eq!(next_manager(&[], "a:2377", "a:2377", None), None);
+        // The manager joined through counts even if the list does not name it.
+        assert_eq!(
+            next_manager(&all[1..], "a:2377", "c:2377", None).as_deref(),
+            Some("a:2377")
+        );
+    }
 }
