@@ -696,6 +696,10 @@ impl Master {
         role: Option<Role>,
     ) -> Option<SessionResponse> {
         let st = lock(&self.state);
+        if self.is_deposed() {
+            // What is in memory may not be in the store: nothing of it goes out.
+            return None;
+        }
         let v = st.node_version.get(node).copied().unwrap_or(st.base);
         let net = (net_since != st.net_version).then(|| st.net.clone());
         let want = st.nodes.get(node).map(|n| n.spec.role);
