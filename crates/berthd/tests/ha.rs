@@ -9,6 +9,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,16 @@ impl Etcd {
     fn launch(&mut self, i: usize, cluster: &str) {
         let a = &self.addrs[i];
         let log = std::fs::File::create(self.dirs[i].join("etcd.log")).expect("etcd log");
-        let child = Command::new("nsenter")
+        let mut cmd = Command::new("nsenter");
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent: etcd
+        // is killed if the test's thread dies, so even a test killed outright leaves none.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .arg(format!("--net=/run/netns/{}", self.namespaces[i]))
             .arg("etcd")
             .args(["--name", &format!("m{}", i + 1)])
