@@ -371,17 +371,7 @@ impl Master {
             port: cfg.listen.port(),
             net_index: 1,
         };
-        let ingress = Network {
-            id: random_id(25)?,
-            name: netstate::INGRESS.into(),
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            subnet: netstate::INGRESS_SUBNET.into(),
-            vni: netstate::INGRESS_VNI,
-            ingress: true,
-            ..Default::default()
-        };
+        let ingress = netstate::ingress_network(now)?;
         let fp = ca::fingerprint_pem(&issued.cert_pem)?;
         let mut b = Batch {
             kv: vec![
@@ -501,17 +491,7 @@ impl Master {
         if !st.networks.values().any(|n| n.ingress) {
             // A swarm from before overlay networks: its routing mesh's network now.
             let now = now_nanos();
-            let ingress = Network {
-                id: random_id(25)?,
-                name: netstate::INGRESS.into(),
-                created_at: now,
-                updated_at: now,
-                version: 1,
-                subnet: netstate::INGRESS_SUBNET.into(),
-                vni: netstate::INGRESS_VNI,
-                ingress: true,
-                ..Default::default()
-            };
+            let ingress = netstate::ingress_network(now)?;
             st.networks.insert(ingress.id.clone(), ingress);
             let all: Vec<&Network> = st.networks.values().collect();
             store.commit(&Batch {

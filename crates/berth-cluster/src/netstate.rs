@@ -17,6 +17,21 @@ pub const INGRESS_SUBNET: &str = "10.255.0.0/16";
 /// VNIs: ingress 4096, user networks from 4097.
 pub const INGRESS_VNI: u32 = 4096;
 
+/// The routing mesh's network, as a new swarm gets it.
+pub fn ingress_network(now: i64) -> Result<Network> {
+    Ok(Network {
+        id: crate::random_id(25)?,
+        name: INGRESS.into(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        subnet: INGRESS_SUBNET.into(),
+        vni: INGRESS_VNI,
+        ingress: true,
+        ..Default::default()
+    })
+}
+
 /// One node as the overlays see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetNode {
