@@ -82,7 +82,6 @@ pub async fn join(
     listen: &str,
 ) -> Result<Membership> {
     let (digest, _) = ca::parse_token(token)?;
-    let client = Client::new(master, ca::join_config(&digest)?);
     let port = listen
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
@@ -93,20 +92,39 @@ pub async fn join(
         advertise_addr: advertise_addr.to_string(),
         port,
     };
-    let resp: JoinResponse = client
-        .call("/join", &req, Duration::from_secs(20))
-        .await
-        .map_err(|e| match e {
+    // A manager that does not lead names the leader (421): the join goes there.
+    let mut at = master.to_string();
+    let mut answer = Err(Error::Unavailable(format!(
+        "no manager at {master} takes joins"
+    )));
+    for _ in 0..3 {
+        let client = Client::new(&at, ca::join_config(&digest)?);
+        answer = client
+            .call::<_, JoinResponse>("/join", &req, Duration::from_secs(20))
+            .await;
+        match &answer {
+            Err(Error::NotLeader(l)) if !l.trim().is_empty() && l.trim() != at => {
+                at = l.trim().to_string();
+            }
+            Err(Error::NotLeader(_)) => {
+                // An election is under way.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => break,
+        }
+    }
+    let resp: JoinResponse = answer.map_err(|e| match e {
             Error::Refused(m) => Error::InvalidArgument(format!("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster: {m}")),
             Error::Tls(m) => Error::InvalidArgument(format!("could not join the swarm at {master}: {m}")),
             Error::Io(m) => Error::Unavailable(format!("could not reach the manager at {master}: {m}")),
+            Error::NotLeader(_) => Error::Unavailable(format!("the swarm at {master} has no leader right now (an election is under way); try again in a few seconds")),
             e => e,
         })?;
     Ok(Membership {
         node_id: resp.node_id,
         swarm_id: resp.swarm_id,
         role: resp.role,
-        master: master.to_string(),
+        master: at,
         ca_pem: resp.ca_pem,
         cert: resp.cert,
         advertise_addr: advertise_addr.to_string(),

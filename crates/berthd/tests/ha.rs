@@ -8,8 +8,8 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -215,7 +215,9 @@ fn three_masters_on_etcd() {
     );
     let o = nodes[1].docker_ok(&["swarm", "join", "--token", &mtoken, &master]);
     assert!(o.contains("as a manager"), "{o}");
-    let o = nodes[2].docker_ok(&["swarm", "join", "--token", &wtoken, &master]);
+    // node3 joins through node2, which does not lead: it is sent on to the leader.
+    let via_follower = format!("{}:2377", addr(1));
+    let o = nodes[2].docker_ok(&["swarm", "join", "--token", &wtoken, &via_follower]);
     assert!(o.contains("as a worker"), "{o}");
     // node2 does not lead: the CLI's calls there go to the leader.
     let ls = poll(Duration::from_secs(20), || {
