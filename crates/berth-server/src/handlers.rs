@@ -921,15 +921,29 @@ async fn dispatch(
             }
             json(StatusCode::OK, &out)
         }
-        Action::NetworkInspect { id } => {
-            if let Some(n) = cluster
-                .and_then(|c| c.master().ok())
-                .and_then(|m| m.network(&id).ok())
-            {
-                return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+        Action::NetworkInspect { id, scope } => {
+            let master = cluster.and_then(|c| c.master().ok());
+            if scope != "local" {
+                if let Some(n) = master.as_ref().and_then(|m| m.network(&id).ok()) {
+                    return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+                }
             }
-            let n = blocking(engine, move |e| e.network_inspect(&id)).await?;
-            json(StatusCode::OK, &network::resource(&n))
+            let wanted = id.clone();
+            let n = blocking(engine, move |e| e.network_inspect(&wanted)).await;
+            match n {
+                // A manager answers for the swarm's networks itself (above); a worker's piece
+                // of one is a swarm network too.
+                Ok(n) if scope == "swarm" && (master.is_some() || n.driver != "overlay") => {
+                    Err(ApiError::not_found(format!(
+                        "network {id} not found among the swarm's networks"
+                    )))
+                }
+                Ok(n) if scope == "local" && n.driver == "overlay" => Err(ApiError::not_found(
+                    format!("network {id} not found among this node's local networks"),
+                )),
+                Ok(n) => Ok(json(StatusCode::OK, &network::resource(&n))),
+                Err(e) => Err(e),
+            }?
         }
         Action::NetworkCreate => {
             let bytes = body::collect(req.into_body(), JSON_LIMIT).await?;
@@ -948,6 +962,15 @@ async fn dispatch(
                     .and_then(|i| i.config.first())
                     .map(|c| c.subnet.clone())
                     .filter(|s| !s.is_empty());
+                if let Some(sn) = subnet.clone() {
+                    let (e, mm) = (Arc::clone(engine), m.clone());
+                    tokio::task::spawn_blocking(move || {
+                        berth_cluster::dataplane::check_local_subnet(&e, &mm.networks(), &sn)
+                    })
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(crate::swarm::err)?;
+                }
                 let labels = body.labels.clone().unwrap_or_default();
                 let n = tokio::task::spawn_blocking(move || {
                     m.create_network(
@@ -987,6 +1010,18 @@ async fn dispatch(
                         .map_err(|e| ApiError::internal(e.to_string()))?
                         .map_err(crate::swarm::err)?;
                     return Ok(no_content());
+                }
+            }
+            let wanted = id.clone();
+            if let Ok(n) = blocking(engine, move |e| e.network_inspect(&wanted)).await {
+                if n.driver == "overlay" {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "network {} is this node's piece of a swarm network: remove the network on a swarm manager",
+                            n.name
+                        ),
+                    ));
                 }
             }
             blocking(engine, move |e| e.network_remove(&id)).await?;
