@@ -320,6 +320,13 @@ impl Shared {
             .map(|n| (n.name.clone(), n))
             .collect();
         let mut first_err = None;
+        if !net.networks.is_empty() {
+            // The node forwards mesh and overlay traffic even with no container of its own
+            // (whose first bridge would have turned forwarding on).
+            if let Err(e) = berth_net::enable_ip_forward() {
+                first_err.get_or_insert(net_err(e));
+            }
+        }
         if let Some(me) = me {
             for n in &net.networks {
                 let r = (|| -> Result<()> {
