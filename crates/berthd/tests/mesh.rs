@@ -49,11 +49,15 @@ fn curl_in(ns: &str, url: &str) -> Option<String> {
     o.ok().then(|| o.out().to_string())
 }
 
-/// Fetches from `get` until every one of `want` has answered (at most 300 tries); every
-/// answer must be one of them.
+/// Fetches from `get` until every one of `want` has answered (at most 300 tries in 30 s);
+/// every answer must be one of them.
 fn answers_from_all(what: &str, want: &BTreeSet<String>, mut get: impl FnMut() -> Option<String>) {
     let mut seen = BTreeMap::<String, usize>::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     for _ in 0..300 {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
         if let Some(b) = get() {
             assert!(
                 want.contains(&b),
@@ -263,6 +267,7 @@ fn mesh_three_nodes() {
     assert!(ls.contains("ingress overlay swarm"), "{ls}");
 
     // ---- the routing mesh: every node answers, every replica serves -------------------------
+    // One replica first: the two nodes without a container of their own forward to it.
     m.docker_ok(&[
         "service",
         "create",
@@ -270,7 +275,7 @@ fn mesh_three_nodes() {
         "--name",
         "web",
         "--replicas",
-        "3",
+        "1",
         "-p",
         "8080:80",
         "--stop-grace-period",
@@ -280,6 +285,15 @@ fn mesh_three_nodes() {
         "-c",
         SITE,
     ]);
+    wait_running(m, "web", 1, "web");
+    let one: BTreeSet<String> = replicas(&nodes, "web").into_keys().collect();
+    for i in 0..3 {
+        let addr = at(i, 8080);
+        answers_from_all(&format!("host -> {addr}, one replica"), &one, || {
+            fetch(&addr).ok()
+        });
+    }
+    m.docker_ok(&["service", "scale", "-d", "web=3"]);
     let by = wait_running(m, "web", 3, "web");
     assert_eq!(by.len(), 3, "one replica per node: {by:?}");
     let web: BTreeSet<String> = replicas(&nodes, "web").into_keys().collect();
