@@ -417,6 +417,15 @@ fn mesh_three_nodes() {
         site,
     ]);
     wait_running(m, "hw", 1, "hw");
+    // A published port answers on every node: no other service may have it.
+    let o = m.docker_fails(&[
+        "service", "create", "--name", "clash", "-p", "8081:80", "busybox",
+    ]);
+    assert!(
+        o.to_string()
+            .contains("port 8081/tcp is already in use by service hw"),
+        "{o}"
+    );
     // Running is the master's word; the nodes' tables follow a moment later.
     poll(Duration::from_secs(20), || fetch(&at(2, 8081)).ok()).expect("node3 answers on 8081");
     let load = Load::start(&at(2, 8081), 2);
@@ -716,6 +725,32 @@ fn mesh_three_nodes() {
         networks
     );
     assert_eq!(running_by_node(m, "api").values().sum::<usize>(), 3);
+    // `-p 80` takes a published port from Swarm's range.
+    m.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "auto",
+        "--replicas",
+        "0",
+        "-p",
+        "80",
+        "busybox",
+    ]);
+    let port = m.docker_ok(&[
+        "service",
+        "inspect",
+        "auto",
+        "--format",
+        "{{range .Endpoint.Ports}}{{.PublishedPort}}{{end}}",
+    ]);
+    assert!(
+        port.parse::<u16>()
+            .is_ok_and(|p| (30000..=32767).contains(&p)),
+        "published port {port:?}"
+    );
+    m.docker_ok(&["service", "rm", "auto"]);
 
     // ---- leaving: nothing of the mesh or the overlays stays -----------------------------------
     for s in ["api", "rr", "client"] {
