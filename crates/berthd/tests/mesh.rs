@@ -326,7 +326,7 @@ fn mesh_three_nodes() {
             net.addr(0)
         ),
     ]);
-    let got: Vec<&str> = o.lines().into_iter().map(str::trim).collect();
+    let got: Vec<&str> = o.lines().map(str::trim).collect();
     assert_eq!(got.len(), 6, "{o}");
     assert!(got.iter().all(|b| web.contains(*b)), "{got:?} vs {web:?}");
 
