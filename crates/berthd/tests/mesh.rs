@@ -331,10 +331,12 @@ fn mesh_three_nodes() {
     assert!(got.iter().all(|b| web.contains(*b)), "{got:?} vs {web:?}");
 
     // ---- killing a replica: only what was in flight may fail --------------------------------
-    // Three clients, one connection at a time each: at most three connections are in flight
-    // when the replica dies, and only those may fail. A connection the mesh still sends to
-    // the dead replica gets its reset dropped, so its SYN is sent again a second later and
-    // goes to a live replica (the replica has left every node's table by then).
+    // Three clients, one connection at a time each: when the replica dies, each client has at
+    // most one connection with it (being served, or handshaken and waiting in its accept
+    // queue), and only those may fail. Its listening socket is gone before its processes'
+    // connections are reset, so a client's next connection to it is refused: the mesh drops
+    // that first refusal, the client's TCP sends the SYN again a second later, and by then the
+    // replica has left every node's table, so the retry reaches a live replica.
     let victim = replicas(&nodes, "web")
         .into_iter()
         .find(|(_, n)| *n == 2)
