@@ -16,7 +16,7 @@ packages=(
 	hyperfine time                            # bench/
 	iproute2 python3 util-linux curl          # tests and scripts (nsenter, unshare: the cluster test; curl: bench/cluster.sh)
 	containernetworking-plugins iptables      # berth-net: CNI bridge, host-local, portmap, firewall
-	nftables                                  # berth-net: the routing mesh and service VIPs (nft)
+	nftables conntrack                        # berth-net: the routing mesh and service VIPs (nft); conntrack drops a dead replica's unanswered connections
 	etcd-server protobuf-compiler libprotobuf-dev # berth-cluster: etcd for the HA tests; protoc and its well-known .proto files for etcd-client
 	wrk                                       # bench/mesh.sh
 	python3-venv                              # crates/berthd/tests/python_sdk.rs (docker SDK from PyPI)

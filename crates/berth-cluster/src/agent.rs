@@ -395,17 +395,12 @@ impl Agent {
                     since = resp.version;
                     self.heard(&resp);
                     if let Some(net) = resp.net {
-                        let me = self.clone();
-                        let ok = tokio::task::spawn_blocking(move || match &me.dataplane {
-                            Some(d) => d.apply(&net).map_err(|e| {
-                                tracing::warn!("agent: networking: {e}");
-                            }),
-                            None => Ok(()),
-                        })
-                        .await
-                        .is_ok_and(|r| r.is_ok());
-                        // A failed apply is tried again with the next answer.
-                        net_since = if ok { resp.net_version } else { 0 };
+                        // Applied on the dataplane's thread (retried there until it holds):
+                        // the session, which is our heartbeat, never waits for it.
+                        if let Some(d) = &self.dataplane {
+                            d.submit(net);
+                        }
+                        net_since = resp.net_version;
                     }
                     if let Some(tasks) = resp.tasks {
                         let me = self.clone();
@@ -574,9 +569,27 @@ impl Agent {
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Kills an unhealthy task's container: at once if it takes no traffic, else [`DRAIN`]
+    /// after its failure is reported (which takes it out of the mesh), so the connections it
+    /// is serving end and no new one reaches a dead replica.
+    fn kill_unhealthy(self: &Arc<Agent>, task: &str, container: &str, in_mesh: bool) {
+        if !lock(&self.busy).insert(task.to_string()) {
+            return;
+        }
+        let me = self.clone();
+        let (task, container) = (task.to_string(), container.to_string());
+        std::thread::spawn(move || {
+            if in_mesh {
+                std::thread::sleep(DRAIN);
+            }
+            let _ = me.engine.kill(&container, Some("KILL"));
+            lock(&me.busy).remove(&task);
+        });
+    }
+
     /// Reads every task container's state; returns the reports that changed since last sent
     /// (`diff`), or updates them all. An unhealthy container is killed: its task failed.
-    fn observe(&self, diff: bool) -> Vec<TaskReport> {
+    fn observe(self: &Arc<Agent>, diff: bool) -> Vec<TaskReport> {
         let have = self.containers();
         let assigned = lock(&self.assigned).clone();
         let mut out = Vec::new();
@@ -590,7 +603,7 @@ impl Agent {
             let (state, message, err) = match c.state.status {
                 Status::Running | Status::Paused | Status::Restarting => {
                     if health == Some(HealthStatus::Unhealthy) {
-                        let _ = self.engine.kill(&c.id, Some("KILL"));
+                        self.kill_unhealthy(task, &c.id, !t.networks.is_empty());
                         (
                             TaskState::Failed,
                             "started",

@@ -8,11 +8,15 @@
 //!   dnsrr), `tasks.SERVICE` (every task), and per task `SLOT.SERVICE`, `TASKID.SERVICE`
 //!   and its container name `SERVICE.SLOT.TASKID`.
 //!
-//! Applying is idempotent: the same state twice changes nothing on the host.
+//! Applying is idempotent: the same state twice changes nothing on the host. It happens on
+//! the dataplane's own thread ([`Dataplane::submit`] only hands the state over), so a slow
+//! apply (many `ip` and `conntrack` runs) never holds up the agent's session, which is also
+//! its heartbeat; a failed apply is tried again half a second later, or with a newer state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use berth_engine::{Engine, NetworkSpec};
 use berth_net::{MeshPort, MeshRules, MeshService, OverlayPeer, OverlayPlan, Protocol, Subnet};
@@ -24,12 +28,29 @@ use crate::netstate::NetState;
 pub const LABEL_NETWORK: &str = "com.docker.swarm.network.id";
 
 pub struct Dataplane {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct Shared {
     engine: Arc<Engine>,
     node_id: String,
     addr: Ipv4Addr,
     /// The backends of the last state applied.
     backends: Mutex<BTreeSet<Ipv4Addr>>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
 }
+
+#[derive(Default)]
+struct Queue {
+    /// The newest state not applied yet.
+    next: Option<Arc<NetState>>,
+    stop: bool,
+}
+
+/// How long a failed apply waits before it is tried again (unless a newer state comes).
+const RETRY: Duration = Duration::from_millis(500);
 
 fn net_err(e: berth_net::NetError) -> Error {
     Error::Internal(e.to_string())
@@ -143,6 +164,43 @@ pub fn dns_records(net: &NetState, network: &str) -> Vec<(Vec<String>, Ipv4Addr)
     out
 }
 
+/// Refuses an overlay subnet that overlaps a local bridge network or a route of this node
+/// (other than the swarm's own, in `swarm`): its containers could not be told apart from
+/// them. Checked on the manager when a network is made with `--subnet`; another node whose
+/// networks clash refuses its piece and logs why.
+pub fn check_local_subnet(
+    engine: &Engine,
+    swarm: &[crate::model::Network],
+    subnet: &str,
+) -> Result<()> {
+    let Ok(want) = subnet.parse::<Subnet>() else {
+        // The master says what is wrong with it.
+        return Ok(());
+    };
+    let locals = engine
+        .networks()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    for n in locals.iter().filter(|n| n.driver == "bridge") {
+        if let Ok(s) = n.subnet.parse::<Subnet>() {
+            if s.overlaps(&want) {
+                return Err(Error::Conflict(format!(
+                    "subnet {want} overlaps local network {} ({s}) on this node",
+                    n.name
+                )));
+            }
+        }
+    }
+    let ours: Vec<Subnet> = swarm.iter().filter_map(|n| n.subnet.parse().ok()).collect();
+    for r in berth_net::host_routes() {
+        if r.overlaps(&want) && !ours.iter().any(|s| s.overlaps(&r)) {
+            return Err(Error::Conflict(format!(
+                "subnet {want} overlaps the route to {r} on this node"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Dataplane {
     pub fn new(engine: Arc<Engine>, node_id: &str, advertise: &str) -> Result<Dataplane> {
         let host = advertise
@@ -156,15 +214,92 @@ impl Dataplane {
             ))
         })?;
         Ok(Dataplane {
-            engine,
-            node_id: node_id.to_string(),
-            addr,
-            backends: Mutex::new(BTreeSet::new()),
+            shared: Arc::new(Shared {
+                engine,
+                node_id: node_id.to_string(),
+                addr,
+                backends: Mutex::new(BTreeSet::new()),
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+            }),
+            worker: Mutex::new(None),
         })
     }
 
-    /// Makes the node match `net`.
+    /// Hands `net` to the dataplane's thread, which applies it (replacing any state not
+    /// applied yet) and keeps trying until it succeeds or a newer one comes.
+    pub fn submit(&self, net: Arc<NetState>) {
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.stop {
+                return;
+            }
+            q.next = Some(net);
+        }
+        self.shared.wake.notify_all();
+        let mut w = lock(&self.worker);
+        if w.is_none() {
+            let shared = self.shared.clone();
+            *w = Some(std::thread::spawn(move || shared.run()));
+        }
+    }
+
+    /// Makes the node match `net` now, on the caller's thread.
     pub fn apply(&self, net: &NetState) -> Result<()> {
+        self.shared.apply(net)
+    }
+
+    /// The node left the cluster: the thread stops (after the apply in progress), and the
+    /// mesh table, VXLAN devices and overlay networks go.
+    pub fn clear(&self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(w) = lock(&self.worker).take() {
+            let _ = w.join();
+        }
+        let _ = berth_net::remove_mesh();
+        for v in berth_net::overlay_devices() {
+            let _ = berth_net::remove_overlay(v);
+        }
+        if let Ok(nets) = self.shared.engine.networks() {
+            for n in nets.into_iter().filter(|n| n.driver == "overlay") {
+                let _ = self.shared.engine.network_remove(&n.id);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The dataplane's thread: the newest state submitted, applied until it holds.
+    fn run(&self) {
+        let mut q = lock(&self.queue);
+        loop {
+            if q.stop {
+                return;
+            }
+            let Some(net) = q.next.take() else {
+                q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            drop(q);
+            let r = self.apply(&net);
+            q = lock(&self.queue);
+            if let Err(e) = r {
+                tracing::warn!("agent: networking: {e}");
+                if q.next.is_none() {
+                    q.next = Some(net);
+                    q = self
+                        .wake
+                        .wait_timeout(q, RETRY)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+    }
+
+    /// Makes the node match `net`.
+    fn apply(&self, net: &NetState) -> Result<()> {
         let me = net.nodes.iter().find(|n| n.id == self.node_id);
         let peers: Vec<OverlayPeer> = net
             .nodes
@@ -185,6 +320,13 @@ impl Dataplane {
             .map(|n| (n.name.clone(), n))
             .collect();
         let mut first_err = None;
+        if !net.networks.is_empty() {
+            // The node forwards mesh and overlay traffic even with no container of its own
+            // (whose first bridge would have turned forwarding on).
+            if let Err(e) = berth_net::enable_ip_forward() {
+                first_err.get_or_insert(net_err(e));
+            }
+        }
         if let Some(me) = me {
             for n in &net.networks {
                 let r = (|| -> Result<()> {
@@ -209,7 +351,7 @@ impl Dataplane {
                                 subnet: Some(slice.to_string()),
                                 internal: n.internal,
                                 labels,
-                                overlay: true,
+                                overlay: Some(subnet.to_string()),
                                 ..Default::default()
                             })
                             .map_err(|e| Error::Internal(format!("network {}: {e}", n.name)))?;
@@ -229,6 +371,19 @@ impl Dataplane {
                 if let Err(e) = r {
                     tracing::warn!("agent: overlay network {}: {e}", n.name);
                     first_err.get_or_insert(e);
+                }
+            }
+        }
+        // The overlays' local bridges (made at their first container) let the mesh's
+        // 127.0.0.1 clients through, as the VXLAN devices do.
+        if let Ok(nets) = self.engine.networks() {
+            for l in nets.iter().filter(|l| l.driver == "overlay") {
+                if let Some(b) = l.options.get("com.docker.network.bridge.name") {
+                    if berth_net::link_exists(b) {
+                        if let Err(e) = berth_net::allow_localnet(b) {
+                            tracing::warn!("agent: overlay network {}: {e}", l.name);
+                        }
+                    }
                 }
             }
         }
@@ -265,19 +420,6 @@ impl Dataplane {
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
-        }
-    }
-
-    /// The node left the cluster: its mesh table, VXLAN devices and overlay networks go.
-    pub fn clear(&self) {
-        let _ = berth_net::remove_mesh();
-        for v in berth_net::overlay_devices() {
-            let _ = berth_net::remove_overlay(v);
-        }
-        if let Ok(nets) = self.engine.networks() {
-            for n in nets.into_iter().filter(|n| n.driver == "overlay") {
-                let _ = self.engine.network_remove(&n.id);
-            }
         }
     }
 }

@@ -190,6 +190,8 @@ impl State {
 
     /// The networks a service's tasks join, by name, and its VIPs on them.
     fn attach(&self, svc: &mut Service) -> Result<()> {
+        let others: Vec<&Service> = self.services.values().filter(|s| s.id != svc.id).collect();
+        netstate::assign_ports(svc, &others)?;
         let mut names = Vec::new();
         for want in &svc.spec.networks {
             let n = self
@@ -214,7 +216,6 @@ impl State {
             names.push(ingress.name.clone());
         }
         svc.networks = names;
-        let others: Vec<&Service> = self.services.values().filter(|s| s.id != svc.id).collect();
         netstate::assign_vips(svc, &self.networks, &others)
     }
 

@@ -232,6 +232,72 @@ pub fn vip_addr(subnet: &str, n: u32) -> Result<String> {
     Ok(std::net::Ipv4Addr::from((addr & m) + 2 + n).to_string())
 }
 
+/// The range Swarm takes published ports from when a service publishes one through the mesh
+/// without choosing it (`-p 80`).
+pub const PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+/// Gives `svc`'s mesh ports without a published port one from [`PORT_RANGE`], and refuses a
+/// published port another service has already: a mesh port answers on every node, so it
+/// clashes with the same port of any other service, mesh or host mode (which the mesh would
+/// take on every node). `others` are the other services.
+pub fn assign_ports(svc: &mut Service, others: &[&Service]) -> Result<()> {
+    if svc.spec.dnsrr() && svc.spec.ports.iter().any(|p| p.mode != "host") {
+        return Err(Error::InvalidArgument(
+            "port published with ingress mode can't be used with dnsrr mode".into(),
+        ));
+    }
+    let used_by = |port: u16, proto: &str, mesh_only: bool| {
+        others.iter().find(|o| {
+            o.spec.ports.iter().any(|q| {
+                q.published == port && q.protocol == proto && (!mesh_only || q.mode != "host")
+            })
+        })
+    };
+    for i in 0..svc.spec.ports.len() {
+        let p = &svc.spec.ports[i];
+        if p.mode == "host" || p.published != 0 {
+            continue;
+        }
+        let proto = p.protocol.clone();
+        let mine: BTreeSet<u16> = svc
+            .spec
+            .ports
+            .iter()
+            .filter(|q| q.protocol == proto)
+            .map(|q| q.published)
+            .collect();
+        let free = PORT_RANGE
+            .clone()
+            .find(|c| !mine.contains(c) && used_by(*c, &proto, false).is_none())
+            .ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "no free port left in {}-{} to publish {}/{proto} on",
+                    PORT_RANGE.start(),
+                    PORT_RANGE.end(),
+                    svc.spec.ports[i].target
+                ))
+            })?;
+        svc.spec.ports[i].published = free;
+    }
+    for p in svc.spec.ports.iter().filter(|p| p.published != 0) {
+        let mesh = p.mode != "host";
+        if let Some(o) = used_by(p.published, &p.protocol, !mesh) {
+            return Err(Error::Conflict(format!(
+                "port {}/{} is already in use by service {}{}",
+                p.published,
+                p.protocol,
+                o.spec.name,
+                if mesh {
+                    ""
+                } else {
+                    " through the routing mesh, on every node"
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Gives `svc` a VIP on each of its networks that lacks one (VIP mode), drops VIPs of
 /// networks it left. `all` are the other services (their VIPs are taken).
 pub fn assign_vips(
@@ -352,6 +418,52 @@ mod tests {
         s.spec.endpoint_mode = "dnsrr".into();
         assign_vips(&mut s, &networks, &[&other]).unwrap();
         assert!(s.vips.is_empty());
+    }
+
+    fn publishing(name: &str, ports: &[(u16, u16, &str)]) -> Service {
+        let mut s = Service::default();
+        s.spec.name = name.into();
+        s.spec.ports = ports
+            .iter()
+            .map(|(published, target, mode)| PortConfig {
+                protocol: "tcp".into(),
+                target: *target,
+                published: *published,
+                mode: mode.to_string(),
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn mesh_ports_are_given_and_never_shared() {
+        let web = publishing("web", &[(8080, 80, "ingress"), (30000, 81, "ingress")]);
+        let db = publishing("db", &[(5432, 5432, "host")]);
+        let mut s = publishing("api", &[(0, 80, "ingress"), (0, 81, "ingress")]);
+        assign_ports(&mut s, &[&web, &db]).unwrap();
+        let got: Vec<u16> = s.spec.ports.iter().map(|p| p.published).collect();
+        assert_eq!(got, [30001, 30002]);
+        let mut clash = publishing("x", &[(8080, 80, "ingress")]);
+        let e = assign_ports(&mut clash, &[&web]).unwrap_err().to_string();
+        assert!(
+            e.contains("port 8080/tcp is already in use by service web"),
+            "{e}"
+        );
+        // The mesh would take a host-mode port on every node, and the other way round.
+        let mut clash = publishing("x", &[(5432, 5432, "ingress")]);
+        assert!(assign_ports(&mut clash, &[&db]).is_err());
+        let mut clash = publishing("x", &[(8080, 80, "host")]);
+        let e = assign_ports(&mut clash, &[&web]).unwrap_err().to_string();
+        assert!(e.contains("through the routing mesh"), "{e}");
+        // Host mode on several nodes is the scheduler's business.
+        let mut ok = publishing("y", &[(5432, 5432, "host")]);
+        assign_ports(&mut ok, &[&db]).unwrap();
+        let mut rr = publishing("rr", &[(0, 80, "ingress")]);
+        rr.spec.endpoint_mode = "dnsrr".into();
+        assert!(assign_ports(&mut rr, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("dnsrr"));
     }
 
     #[test]

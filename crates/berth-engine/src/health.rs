@@ -90,7 +90,9 @@ impl Inner {
                     if code == 0 {
                         health.failing_streak = 0;
                         health.status = HealthStatus::Healthy;
-                    } else if !in_start_period {
+                    } else if !in_start_period || before != HealthStatus::Starting {
+                        // As Docker: failures within the start period are forgiven only until
+                        // the first success.
                         health.failing_streak += 1;
                         if health.failing_streak >= retries {
                             health.status = HealthStatus::Unhealthy;

@@ -155,8 +155,9 @@ pub struct NetworkSpec {
     /// `-o` driver options (`com.docker.network.bridge.name` …).
     pub options: BTreeMap<String, String>,
     /// This node's piece of a cluster overlay network (made by the cluster's agent, never
-    /// from the API): driver `overlay`, the subnet is the node's slice.
-    pub overlay: bool,
+    /// from the API): the whole network's subnet (CIDR). Driver `overlay`, the subnet is the
+    /// node's slice.
+    pub overlay: Option<String>,
 }
 
 /// A network as the engine knows it.

@@ -543,10 +543,7 @@ impl Nets {
             .find(|r| r.net.name == network)
             .and_then(|r| r.cfg.clone());
         if let Some(cfg) = cfg {
-            if std::path::Path::new("/sys/class/net")
-                .join(&cfg.bridge)
-                .exists()
-            {
+            if berth_net::link_exists(&cfg.bridge) {
                 self.ensure_dns(&cfg);
             }
         }
@@ -710,13 +707,35 @@ impl Inner {
         for (key, ep) in &spec.endpoints {
             let target = mode_name(key, nets.has_bridge());
             let rec = nets.find(target)?;
-            if rec.net.id != primary.net.id {
-                return Err(Error::Invalid(format!(
-                    "container cannot be connected to network {} and {} at create: connect it to more networks with docker network connect",
-                    primary.net.name, rec.net.name
-                )));
+            if rec.net.id == primary.net.id {
+                ep_primary = ep.clone();
+                continue;
             }
-            ep_primary = ep.clone();
+            // A swarm task joins all of its overlay networks at once (its first one is the
+            // network mode).
+            if rec.net.driver == "overlay" && primary.net.driver == "overlay" {
+                if ep.ipv4_address.as_deref().is_some_and(|s| !s.is_empty())
+                    || !ep.aliases.is_empty()
+                {
+                    return Err(Error::Invalid(format!(
+                        "network {}: addresses and aliases of overlay endpoints come from the swarm",
+                        rec.net.name
+                    )));
+                }
+                networks.insert(
+                    rec.net.name.clone(),
+                    Endpoint {
+                        network_id: rec.net.id.clone(),
+                        spec: ep.clone(),
+                        ..Default::default()
+                    },
+                );
+                continue;
+            }
+            return Err(Error::Invalid(format!(
+                "container cannot be connected to network {} and {} at create: connect it to more networks with docker network connect",
+                primary.net.name, rec.net.name
+            )));
         }
         if !primary.is_user() {
             if ep_primary
@@ -863,6 +882,16 @@ impl Inner {
         for (i, rec) in bridges.iter().enumerate() {
             let Some(cfg) = rec.cfg.as_ref() else {
                 continue;
+            };
+            // One default route: a second overlay only routes its own subnet.
+            let secondary;
+            let cfg = if i > 0 && cfg.overlay {
+                let mut c = cfg.clone();
+                c.secondary = true;
+                secondary = c;
+                &secondary
+            } else {
+                cfg
             };
             let ifname = format!("eth{i}");
             let mut ep = c.networks.get(&rec.net.name).cloned().unwrap_or_default();
@@ -1171,7 +1200,7 @@ impl Inner {
         berth_net::validate_network_name(&spec.name).map_err(net_err)?;
         match spec.driver.as_deref().unwrap_or("bridge") {
             "" | "bridge" => {}
-            "overlay" if spec.overlay => {}
+            "overlay" if spec.overlay.is_some() => {}
             "overlay" => {
                 return Err(Error::Invalid(
                     "overlay networks are made on a swarm manager: this node is not one".into(),
@@ -1248,16 +1277,23 @@ impl Inner {
             cfg.bridge = b.clone();
         }
         cfg.labels = spec.labels.clone();
-        cfg.overlay = spec.overlay;
+        if let Some(whole) = spec.overlay.as_deref() {
+            let whole: Subnet = whole.parse().map_err(net_err)?;
+            if whole.prefix() > subnet.prefix() || !whole.contains(subnet.network()) {
+                return Err(Error::Invalid(format!(
+                    "overlay network {}: subnet {subnet} is not a piece of {whole}",
+                    spec.name
+                )));
+            }
+            cfg.overlay = true;
+            cfg.overlay_subnet = Some(whole);
+        }
         cfg.validate().map_err(net_err)?;
         check_conflicts(&cfg, &configs).map_err(|e| match e {
             NetError::Overlap { .. } => Error::Conflict(e.to_string()),
             other => net_err(other),
         })?;
-        if std::path::Path::new("/sys/class/net")
-            .join(&cfg.bridge)
-            .exists()
-        {
+        if berth_net::link_exists(&cfg.bridge) {
             return Err(Error::Conflict(format!(
                 "bridge device {} already exists on the host",
                 cfg.bridge
@@ -1271,7 +1307,12 @@ impl Inner {
             net: Network {
                 id: id.clone(),
                 name: spec.name.clone(),
-                driver: if spec.overlay { "overlay" } else { "bridge" }.into(),
+                driver: if spec.overlay.is_some() {
+                    "overlay"
+                } else {
+                    "bridge"
+                }
+                .into(),
                 created: now_rfc3339(),
                 subnet: cfg.subnet.to_string(),
                 gateway: cfg.gateway.to_string(),
@@ -1353,9 +1394,10 @@ impl Inner {
     }
 
     pub fn network_prune(&self) -> Result<Vec<String>> {
+        // A node's pieces of swarm networks belong to its agent.
         let recs: Vec<NetRec> = lock(&self.nets.table)
             .values()
-            .filter(|r| r.is_user())
+            .filter(|r| r.is_user() && r.net.driver != "overlay")
             .cloned()
             .collect();
         let mut out = Vec::new();

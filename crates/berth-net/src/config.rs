@@ -43,6 +43,16 @@ pub struct NetworkConfig {
     /// mesh table masquerades only what leaves the whole overlay).
     #[serde(default)]
     pub overlay: bool,
+    /// The whole overlay network this piece belongs to: containers route it through their
+    /// gateway (this node), so traffic to other nodes' slices and to the virtual IPs (slice 0)
+    /// leaves by this interface even when the default route is another network's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_subnet: Option<Subnet>,
+    /// Set on a copy for an attachment that is not the container's first network: no default
+    /// route through it (one default route per container; the CNI bridge plugin would add a
+    /// second as an ECMP route). Never stored.
+    #[serde(skip)]
+    pub secondary: bool,
 }
 
 impl NetworkConfig {
@@ -66,6 +76,8 @@ impl NetworkConfig {
             labels: BTreeMap::new(),
             bridge: bridge_device_name(name, id),
             overlay: false,
+            overlay_subnet: None,
+            secondary: false,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -101,8 +113,12 @@ impl NetworkConfig {
     /// - `firewall` (iptables backend) accepting the container's traffic in `CNI-FORWARD`,
     ///   with `ingressPolicy: same-bridge` so that, as with Docker, two networks cannot reach
     ///   each other.
+    ///
+    /// An overlay piece ([`NetworkConfig::overlay`]) has MTU [`crate::OVERLAY_MTU`], no
+    /// masquerade, and a route to the whole overlay subnet through the gateway; a
+    /// [`NetworkConfig::secondary`] attachment no default route.
     pub fn conflist(&self, state_dir: &Path) -> Value {
-        let ipam = json!({
+        let mut ipam = json!({
             "type": "host-local",
             "ranges": [[{
                 "subnet": self.subnet.to_string(),
@@ -110,11 +126,14 @@ impl NetworkConfig {
             }]],
             "dataDir": state_dir.join("ipam").to_string_lossy(),
         });
+        if let Some(whole) = self.overlay_subnet.filter(|w| *w != self.subnet) {
+            ipam["routes"] = json!([{ "dst": whole.to_string() }]);
+        }
         let bridge = json!({
             "type": "bridge",
             "bridge": self.bridge,
             "isGateway": true,
-            "isDefaultGateway": !self.internal,
+            "isDefaultGateway": !self.internal && !self.secondary,
             "ipMasq": !self.internal && !self.overlay,
             "hairpinMode": true,
             "capabilities": {"ips": true},
@@ -381,9 +400,19 @@ mod tests {
         assert_eq!(p[0]["ipMasq"], true);
         let mut o = n.clone();
         o.overlay = true;
+        o.overlay_subnet = Some("10.200.0.0/16".parse().unwrap());
         let c = o.conflist(Path::new("/s"));
         assert_eq!(c["plugins"][0]["ipMasq"], false);
         assert_eq!(c["plugins"][0]["mtu"], 1450);
+        assert_eq!(c["plugins"][0]["isDefaultGateway"], true);
+        assert_eq!(
+            c["plugins"][0]["ipam"]["routes"],
+            json!([{"dst": "10.200.0.0/16"}])
+        );
+        o.secondary = true;
+        let c = o.conflist(Path::new("/s"));
+        assert_eq!(c["plugins"][0]["isDefaultGateway"], false);
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
         assert_eq!(p[0]["isDefaultGateway"], true);
         assert_eq!(p[0]["hairpinMode"], true);
         assert_eq!(p[0]["capabilities"]["ips"], true);

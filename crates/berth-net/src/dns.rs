@@ -48,6 +48,9 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct DnsRegistry {
     inner: Arc<RwLock<HashMap<String, Vec<Entry>>>>,
+    /// Turns the answers of names with several addresses (round robin, as Docker's DNS
+    /// shuffles them: clients that take the first address spread over all of them).
+    turn: Arc<AtomicUsize>,
 }
 
 fn normalize(name: &str) -> String {
@@ -136,6 +139,10 @@ impl DnsRegistry {
             })
             .unwrap_or_default();
         out.dedup();
+        if out.len() > 1 {
+            let n = self.turn.fetch_add(1, Ordering::Relaxed) % out.len();
+            out.rotate_left(n);
+        }
         out
     }
 
@@ -708,6 +715,10 @@ mod tests {
         assert_eq!(r.lookup("app", "WEB."), vec![Ipv4Addr::new(10, 1, 0, 2)]);
         assert_eq!(r.lookup("app", "web.app"), vec![Ipv4Addr::new(10, 1, 0, 2)]);
         assert_eq!(r.lookup("app", "frontend").len(), 2);
+        // Several addresses come in turns: each one first in its turn.
+        let firsts: std::collections::BTreeSet<Ipv4Addr> =
+            (0..2).map(|_| r.lookup("app", "frontend")[0]).collect();
+        assert_eq!(firsts.len(), 2);
         assert_eq!(r.lookup("other", "web"), vec![Ipv4Addr::new(10, 2, 0, 2)]);
         assert!(r.lookup("other", "db").is_empty());
         // Re-adding replaces; removing withdraws.

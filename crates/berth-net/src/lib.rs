@@ -72,10 +72,12 @@ pub use error::{NetError, Result};
 pub use mesh::{
     forget_unanswered, remove_mesh, MeshPort, MeshRules, MeshService, MESH_MARK, MESH_TABLE,
 };
-pub use network::{delete_link, device_ipv4, enable_ip_forward, Attachment, Cni, NetnsHandle};
+pub use network::{
+    delete_link, device_ipv4, enable_ip_forward, link_exists, links, Attachment, Cni, NetnsHandle,
+};
 pub use overlay::{
-    node_capacity, overlay_devices, remove_overlay, slice, slice_prefix, vip, vtep_mac,
-    vxlan_device, OverlayPeer, OverlayPlan, PeerEntry, OVERLAY_MTU, VXLAN_PORT,
+    allow_localnet, node_capacity, overlay_devices, remove_overlay, slice, slice_prefix, vip,
+    vtep_mac, vxlan_device, OverlayPeer, OverlayPlan, PeerEntry, OVERLAY_MTU, VXLAN_PORT,
 };
 pub use ports::{
     ephemeral_range, host_port_free, PortAllocator, PortMapping, PortRequest, Protocol, Reservation,

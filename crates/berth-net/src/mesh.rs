@@ -16,6 +16,16 @@
 //! Only new connections are balanced: conntrack keeps an established one on its backend, so
 //! taking a backend out of the map never breaks the connections it is serving. A service with
 //! no backend rejects (TCP reset, ICMP unreachable for UDP) instead of black-holing.
+//!
+//! A backend that dies before the cluster knows (`docker kill`, a crash) answers the SYNs the
+//! mesh still sends it with a reset (its namespace outlives its processes for a moment). The
+//! first such refusal of a mesh connection is dropped (a reset answering a SYN: sequence 0,
+//! the connection never established), so the client's TCP sends its SYN again a second later;
+//! by then every node has taken the backend out and [`forget_unanswered`] has dropped the
+//! connection's conntrack entry, so the retry is balanced anew onto a live replica. A second
+//! refusal of the same connection passes: a replica that is up but does not listen is refused
+//! a second later, not hidden.
+//!
 //! Measured against a userspace proxy in `bench/mesh.sh` (see ARCHITECTURE.md).
 
 use std::fmt::Write as _;
@@ -31,6 +41,12 @@ use crate::subnet::Subnet;
 pub const MESH_TABLE: &str = "berth_mesh";
 /// The conntrack mark of translated connections.
 pub const MESH_MARK: u32 = 0x6d65_7368;
+/// The mark of a mesh connection whose first refusal was dropped.
+const REFUSED_ONCE: u32 = MESH_MARK | 1;
+
+/// Drops the first refusal (a reset answering the SYN) of a mesh connection, on its way to
+/// a client elsewhere (forward) or on this node (input).
+const FIRST_REFUSAL: &str = "ct direction reply ct status ! assured tcp flags & (fin | syn | rst | ack) == rst | ack tcp sequence 0";
 
 /// A port published on every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +157,24 @@ impl MeshRules {
         for m in &self.masquerade {
             let _ = writeln!(masq, "    ip saddr {m} ip daddr != {m} masquerade");
         }
+        let mut filter = String::new();
+        for (name, hook) in [("mesh_forward", "forward"), ("mesh_input", "input")] {
+            let _ = writeln!(
+                filter,
+                "  chain {name} {{\n    type filter hook {hook} priority filter; policy accept;\n    ct mark {MESH_MARK:#x} {FIRST_REFUSAL} ct mark set {REFUSED_ONCE:#x} drop"
+            );
+            if hook == "input" {
+                // route_localnet is on for the overlays' devices (127.0.0.1 clients of
+                // published ports): nothing from outside may open a connection to loopback.
+                let _ = writeln!(
+                    filter,
+                    "    iifname != \"lo\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop"
+                );
+            }
+            let _ = writeln!(filter, "  }}");
+        }
         format!(
-            "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{jumps}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{jumps}  }}\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ct mark {MESH_MARK:#x} masquerade\n{masq}  }}\n{chains}}}\n",
+            "table ip {t}\ndelete table ip {t}\ntable ip {t} {{\n  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{jumps}  }}\n  chain output {{\n    type nat hook output priority -100; policy accept;\n{jumps}  }}\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ct mark {MESH_MARK:#x} masquerade\n{masq}  }}\n{filter}{chains}}}\n",
             t = MESH_TABLE
         )
     }
@@ -186,16 +218,26 @@ pub fn remove_mesh() -> Result<()> {
     ))
 }
 
-/// Forgets connections to `backend` that never got an answer (a SYN sent to a replica that
-/// died before the mesh learnt it), so the client's retry is balanced anew. Connections
-/// that were answered stay. Best effort: needs the `conntrack` tool.
+/// Forgets the connections to `backend`, which has just left the mesh, that never got going:
+/// TCP ones that got no answer (a SYN sent to a replica that died before the mesh learnt it)
+/// or whose first refusal the mesh dropped, so the client's retried SYN is balanced anew
+/// instead of following the old entry; and its UDP flows, so their next datagram goes to a
+/// live replica. Established TCP connections stay (a replica taken out of rotation serves
+/// them to the end). Best effort: needs the `conntrack` tool (conntrack-tools).
 pub fn forget_unanswered(backend: Ipv4Addr) {
     let ip = backend.to_string();
-    let _ = Command::new("conntrack")
-        .args(["-D", "-p", "tcp", "--reply-src", &ip, "--state", "SYN_SENT"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let mut calls: Vec<Vec<&str>> = ["SYN_SENT", "CLOSE"]
+        .iter()
+        .map(|st| vec!["-D", "-p", "tcp", "--reply-src", &ip, "--state", st])
+        .collect();
+    calls.push(vec!["-D", "-p", "udp", "--reply-src", &ip]);
+    for args in calls {
+        let _ = Command::new("conntrack")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +285,13 @@ mod tests {
         assert!(t.contains("ip saddr 10.200.0.0/16 ip daddr != 10.200.0.0/16 masquerade"));
         // The jumps are in both NAT hooks.
         assert_eq!(t.matches("jump vip_abc123").count(), 2);
+        // First refusals of mesh connections are dropped, forwarded or local.
+        assert_eq!(t.matches("ct mark set 0x6d657369 drop").count(), 2);
+        assert!(t.contains("type filter hook forward priority filter"));
+        assert!(t.contains("type filter hook input priority filter"));
+        assert!(t.contains(
+            "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state != { established, related } drop"
+        ));
     }
 
     #[test]

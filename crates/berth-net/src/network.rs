@@ -440,10 +440,35 @@ impl Cni {
     }
 }
 
+/// The network devices of the calling thread's network namespace, from
+/// `/proc/thread-self/net/dev`. Not `/sys/class/net`: sysfs shows the devices of the namespace
+/// it was mounted in, which is not ours when berthd runs in another network namespace than
+/// its mount namespace's (`nsenter --net`, as the cluster tests run their nodes).
+pub fn links() -> Vec<String> {
+    let text = fs::read_to_string("/proc/thread-self/net/dev")
+        .or_else(|_| fs::read_to_string("/proc/self/net/dev"))
+        .unwrap_or_default();
+    parse_proc_net_dev(&text)
+}
+
+fn parse_proc_net_dev(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Whether device `dev` exists in the calling thread's network namespace ([`links`]).
+pub fn link_exists(dev: &str) -> bool {
+    links().iter().any(|l| l == dev)
+}
+
 /// Delete a network device with `ip link delete DEV`; a device that does not exist is fine.
 pub fn delete_link(dev: &str) -> Result<()> {
     validate_ifname("device name", dev)?;
-    if !Path::new("/sys/class/net").join(dev).exists() {
+    if !link_exists(dev) {
         return Ok(());
     }
     let command = format!("ip link delete {dev}");
@@ -454,7 +479,7 @@ pub fn delete_link(dev: &str) -> Result<()> {
             command: command.clone(),
             reason: e.to_string(),
         })?;
-    if out.status.success() || !Path::new("/sys/class/net").join(dev).exists() {
+    if out.status.success() || !link_exists(dev) {
         Ok(())
     } else {
         Err(NetError::Command {
@@ -468,7 +493,7 @@ pub fn delete_link(dev: &str) -> Result<()> {
 /// `None` when the device does not exist or has no IPv4 address.
 pub fn device_ipv4(dev: &str) -> Result<Option<(Ipv4Addr, u8)>> {
     validate_ifname("device name", dev)?;
-    if !Path::new("/sys/class/net").join(dev).exists() {
+    if !link_exists(dev) {
         return Ok(None);
     }
     let command = format!("ip -4 -o addr show dev {dev}");
@@ -480,7 +505,7 @@ pub fn device_ipv4(dev: &str) -> Result<Option<(Ipv4Addr, u8)>> {
             reason: e.to_string(),
         })?;
     if !out.status.success() {
-        if !Path::new("/sys/class/net").join(dev).exists() {
+        if !link_exists(dev) {
             return Ok(None);
         }
         return Err(NetError::Command {
@@ -655,6 +680,14 @@ mod tests {
         assert!(!chain_race(&e(
             "failed to allocate for range 0: no IP addresses available"
         )));
+    }
+
+    #[test]
+    fn devices_of_proc_net_dev() {
+        let t = "Inter-|   Receive |  Transmit\n face |bytes    packets\n    lo: 1 2 3\nbvx4096:    0 0\n  eth0: 5 6\n";
+        assert_eq!(parse_proc_net_dev(t), ["lo", "bvx4096", "eth0"]);
+        assert!(link_exists("lo"));
+        assert!(!link_exists("nosuchdev0"));
     }
 
     #[test]

@@ -171,8 +171,7 @@ impl OverlayPlan {
         let own = slice(self.subnet, self.local.index)?;
         let entries = self.entries()?;
         let local = self.local.addr.to_string();
-        let exists = std::path::Path::new("/sys/class/net").join(&dev).exists();
-        if exists {
+        if crate::network::link_exists(&dev) {
             // A device made for another local address (the node re-joined elsewhere) is
             // remade.
             let info = json_list("ip", &["-d", "-j", "link", "show", "dev", &dev])?;
@@ -186,7 +185,7 @@ impl OverlayPlan {
                 run("ip", &["link", "del", &dev])?;
             }
         }
-        if !std::path::Path::new("/sys/class/net").join(&dev).exists() {
+        if !crate::network::link_exists(&dev) {
             let vni = self.vni.to_string();
             let port = VXLAN_PORT.to_string();
             run(
@@ -216,7 +215,7 @@ impl OverlayPlan {
         run("ip", &["addr", "replace", &addr, "dev", &dev])?;
         run("ip", &["link", "set", "dev", &dev, "up"])?;
         // Host clients of published ports on 127.0.0.1 are sent out of this device.
-        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"), "1");
+        allow_localnet(&dev)?;
 
         // Routes.
         let routes = json_list("ip", &["-j", "route", "show", "dev", &dev])?;
@@ -293,10 +292,23 @@ impl OverlayPlan {
     }
 }
 
+/// Lets connections from 127.0.0.1 (a client of a published port on the node itself) leave
+/// by `dev` once the mesh has translated them (`route_localnet`): the VXLAN devices and the
+/// overlays' local bridges. The mesh table drops what comes in from elsewhere for 127.0.0.0/8
+/// ([`crate::MeshRules`]), so nothing reaches the node's loopback services this way.
+pub fn allow_localnet(dev: &str) -> Result<()> {
+    crate::config::validate_ifname("device name", dev)?;
+    let p = std::path::PathBuf::from(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"));
+    match std::fs::read_to_string(&p) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(&p, "1\n").map_err(crate::error::io_err("write", &p)),
+    }
+}
+
 /// Removes network `vni`'s device (and with it its routes and entries).
 pub fn remove_overlay(vni: u32) -> Result<()> {
     let dev = vxlan_device(vni);
-    if std::path::Path::new("/sys/class/net").join(&dev).exists() {
+    if crate::network::link_exists(&dev) {
         run("ip", &["link", "del", &dev])?;
     }
     Ok(())
@@ -304,15 +316,10 @@ pub fn remove_overlay(vni: u32) -> Result<()> {
 
 /// The VXLAN devices on this host (`bvx<VNI>`), as VNIs.
 pub fn overlay_devices() -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/sys/class/net") {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(v) = n.strip_prefix("bvx").and_then(|v| v.parse().ok()) {
-                out.push(v);
-            }
-        }
-    }
+    let mut out: Vec<u32> = crate::network::links()
+        .iter()
+        .filter_map(|n| n.strip_prefix("bvx").and_then(|v| v.parse().ok()))
+        .collect();
     out.sort();
     out
 }

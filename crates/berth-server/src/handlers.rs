@@ -926,18 +926,35 @@ async fn dispatch(
             }
             json(StatusCode::OK, &out)
         }
-        Action::NetworkInspect { id } => {
+        Action::NetworkInspect { id, scope } => {
             if let Some(c) = cluster {
-                if c.is_follower() && overlay_here(engine, &id).await {
+                if scope != "local" && c.is_follower() && overlay_here(engine, &id).await {
                     let uri = req.uri().to_string();
                     return crate::swarm::forward(c, req.method(), &uri, Bytes::new()).await;
                 }
-                if c.master().is_ok_and(|m| m.network(&id).is_ok()) {
-                    return overlay_inspect(c, &id);
+            }
+            let master = cluster.and_then(|c| c.master().ok());
+            if scope != "local" {
+                if let Some(n) = master.as_ref().and_then(|m| m.network(&id).ok()) {
+                    return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
                 }
             }
-            let n = blocking(engine, move |e| e.network_inspect(&id)).await?;
-            json(StatusCode::OK, &network::resource(&n))
+            let wanted = id.clone();
+            let n = blocking(engine, move |e| e.network_inspect(&wanted)).await;
+            match n {
+                // A manager answers for the swarm's networks itself (above); a worker's piece
+                // of one is a swarm network too.
+                Ok(n) if scope == "swarm" && (master.is_some() || n.driver != "overlay") => {
+                    Err(ApiError::not_found(format!(
+                        "network {id} not found among the swarm's networks"
+                    )))
+                }
+                Ok(n) if scope == "local" && n.driver == "overlay" => Err(ApiError::not_found(
+                    format!("network {id} not found among this node's local networks"),
+                )),
+                Ok(n) => Ok(json(StatusCode::OK, &network::resource(&n))),
+                Err(e) => Err(e),
+            }?
         }
         Action::NetworkCreate => {
             let method = req.method().clone();
@@ -974,6 +991,18 @@ async fn dispatch(
                 }
                 if c.master().is_ok_and(|m| m.network(&id).is_ok()) {
                     return overlay_remove(c, &id).await;
+                }
+            }
+            let wanted = id.clone();
+            if let Ok(n) = blocking(engine, move |e| e.network_inspect(&wanted)).await {
+                if n.driver == "overlay" {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "network {} is this node's piece of a swarm network: remove the network on a swarm manager",
+                            n.name
+                        ),
+                    ));
                 }
             }
             blocking(engine, move |e| e.network_remove(&id)).await?;
@@ -1185,6 +1214,17 @@ pub(crate) async fn overlay_create(
         .and_then(|i| i.config.first())
         .map(|c| c.subnet.clone())
         .filter(|s| !s.is_empty());
+    if let Some(sn) = subnet.clone() {
+        // A subnet the leader's own networks or routes use is refused here, not on every
+        // node that would then fail to make its piece.
+        let (e, mm) = (Arc::clone(c.engine()), m.clone());
+        tokio::task::spawn_blocking(move || {
+            berth_cluster::dataplane::check_local_subnet(&e, &mm.networks(), &sn)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(crate::swarm::err)?;
+    }
     let labels = body.labels.clone().unwrap_or_default();
     let n = tokio::task::spawn_blocking(move || {
         m.create_network(

@@ -245,6 +245,9 @@ pub enum Action {
     },
     NetworkInspect {
         id: String,
+        /// `scope`: `swarm` or `local` limits the search (the docker CLI asks `swarm` for a
+        /// service's `--network`); empty: any.
+        scope: String,
     },
     NetworkCreate,
     NetworkRemove {
@@ -651,7 +654,10 @@ fn route_action(method: &Method, path: &str, q: &Query) -> Result<Action, ApiErr
         }
         let id = id.to_string();
         return match op {
-            "" if get => Ok(Action::NetworkInspect { id }),
+            "" if get => Ok(Action::NetworkInspect {
+                id,
+                scope: q.get("scope").unwrap_or("").to_string(),
+            }),
             "" if delete => Ok(Action::NetworkRemove { id }),
             "connect" if post => Ok(Action::NetworkConnect { id }),
             "disconnect" if post => Ok(Action::NetworkDisconnect { id }),
@@ -1075,7 +1081,15 @@ mod tests {
         assert_eq!(
             act(Method::GET, "/networks/bridge").unwrap(),
             Action::NetworkInspect {
-                id: "bridge".into()
+                id: "bridge".into(),
+                scope: String::new(),
+            }
+        );
+        assert_eq!(
+            act(Method::GET, "/networks/app?scope=swarm").unwrap(),
+            Action::NetworkInspect {
+                id: "app".into(),
+                scope: "swarm".into(),
             }
         );
         assert_eq!(

@@ -302,7 +302,7 @@ pub async fn run_forwarded(cluster: Arc<Cluster>, req: ForwardRequest) -> Forwar
         crate::route::Action::NetworkRemove { id } => {
             crate::handlers::overlay_remove(&cluster, &id).await
         }
-        crate::route::Action::NetworkInspect { id } => {
+        crate::route::Action::NetworkInspect { id, .. } => {
             crate::handlers::overlay_inspect(&cluster, &id)
         }
         _ => Err(ApiError::bad_request(format!(

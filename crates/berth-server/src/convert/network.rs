@@ -141,7 +141,7 @@ pub fn create_spec(req: &NetworkCreateRequest) -> Result<NetworkSpec, ApiError> 
         enable_ipv6: req.enable_ipv6.unwrap_or(false),
         labels: req.labels.clone().unwrap_or_default(),
         options: req.options.clone().unwrap_or_default(),
-        overlay: false,
+        overlay: None,
     })
 }
 
