@@ -390,12 +390,13 @@ impl Nets {
         }
     }
 
-    /// Once no container is attached anywhere and no take-down runs, the firewall plugin's
-    /// isolation rules of the bridges and the plugins' shared iptables chains go (the
-    /// plugins make them again on the next attach). `topo` must be held for
-    /// writing, so that no attach runs meanwhile.
+    /// Once no container is attached to any network (the CNI cache is empty: containers on
+    /// no network do not count) and no take-down runs, the firewall plugin's isolation rules
+    /// of the bridges and the plugins' shared iptables chains go (the plugins make them
+    /// again on the next attach). `topo` must be held for writing, so that no attach runs
+    /// meanwhile.
     fn prune_if_idle_locked(&self) {
-        if !lock(&self.sandboxes).is_empty() || !lock(&self.draining).is_empty() {
+        if !lock(&self.draining).is_empty() || self.cni.any_attachment().unwrap_or(true) {
             return;
         }
         let bridges: Vec<String> = lock(&self.table)

@@ -361,6 +361,29 @@ impl Cni {
             .map(|e| e.attachment))
     }
 
+    /// Whether any container is attached to any network (an entry in the cache), so that the
+    /// plugins' shared chains are still needed.
+    pub fn any_attachment(&self) -> Result<bool> {
+        let dir = self.state_dir.join("cache");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("read dir", &dir)(e)),
+        };
+        for net in rd {
+            let net = net.map_err(io_err("read dir", &dir))?.path();
+            let Ok(entries) = fs::read_dir(&net) else {
+                continue;
+            };
+            for ent in entries.flatten() {
+                if ent.path().extension().is_some_and(|x| x == "json") {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Every attachment to `network` in the cache (what survives a restart of the engine).
     pub fn attachments(&self, network: &str) -> Result<Vec<Attachment>> {
         let dir = self.state_dir.join("cache").join(network);
@@ -664,6 +687,22 @@ fn set_up(name: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attachment_is_a_cache_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Cni::new(dir.path());
+        assert!(!cni.any_attachment().unwrap());
+        let net = dir.path().join("cache/app");
+        fs::create_dir_all(&net).unwrap();
+        fs::write(net.join("x.json.tmp"), "{}").unwrap();
+        assert!(
+            !cni.any_attachment().unwrap(),
+            "a temp file is no attachment"
+        );
+        fs::write(net.join("0123-eth0.json"), "{}").unwrap();
+        assert!(cni.any_attachment().unwrap());
+    }
 
     #[test]
     fn chain_creation_races_are_recognised() {

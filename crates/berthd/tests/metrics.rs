@@ -115,6 +115,7 @@ fn metrics_of_containers_and_the_swarm() {
         eprintln!("skipping metrics_of_containers_and_the_swarm: berthd's own metrics");
         return;
     }
+    let fwd = IpForward::save();
     let port = free_port();
     let args: Vec<String> = [
         "--bridge",
@@ -230,7 +231,6 @@ fn metrics_of_containers_and_the_swarm() {
     assert!(cpu(&metrics(port)) >= before);
 
     // On a network of its own: its interface counters (not the loopback's).
-    let fwd = IpForward::save();
     let net = format!("metrics{}", std::process::id());
     let subnet = format!("10.218.{}.0/24", std::process::id() % 250);
     d.docker_ok(&["network", "create", "--internal", "--subnet", &subnet, &net]);
@@ -278,7 +278,6 @@ fn metrics_of_containers_and_the_swarm() {
     assert!(!body.contains("interface=\"lo\""), "{body}");
     d.docker_ok(&["rm", "-f", "metrics-net"]);
     d.docker_ok(&["network", "rm", &net]);
-    drop(fwd);
 
     // A container removed: its series go.
     d.docker_ok(&["rm", "-f", "metrics-free"]);
@@ -361,5 +360,8 @@ fn metrics_of_containers_and_the_swarm() {
     })
     .expect("not a manager after leaving");
     assert!(!body.contains("berth_swarm_tasks{"), "{body}");
-    // The daemon's drop removes the containers and stops it.
+    // The daemon's drop removes the containers and stops it; then ip_forward, which the
+    // bridge plugin and the swarm's dataplane turn on, is put back.
+    drop(d);
+    drop(fwd);
 }
