@@ -95,29 +95,66 @@ fn devices_sysctl_and_domainname() {
     assert!(out.contains("Operation not permitted"), "{out}");
 }
 
+/// The v1 blkio weight file this host has: none without the BFQ (or CFQ) I/O scheduler.
+fn blkio_weight_file() -> Option<&'static str> {
+    ["blkio.bfq.weight", "blkio.weight"].into_iter().find(|f| {
+        std::path::Path::new("/sys/fs/cgroup/blkio")
+            .join(f)
+            .exists()
+    })
+}
+
 #[test]
 fn cgroup_values_are_applied() {
     if !root() {
         return;
     }
+    let weight = blkio_weight_file();
     let out = run_with(
         |c| {
             c["linux"]["resources"] = json!({
                 "memory": {"limit": 67108864, "reservation": 33554432},
                 "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
                 "pids": {"limit": 42},
-                "blockIO": {"weight": 300}
             });
+            if weight.is_some() {
+                c["linux"]["resources"]["blockIO"] = json!({"weight": 300});
+            }
         },
-        "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes \
-         cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpuset/cpuset.cpus pids/pids.max",
+        &format!(
+            "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes \
+             cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpuset/cpuset.cpus pids/pids.max{}",
+            weight.map(|f| format!(" blkio/{f}")).unwrap_or_default()
+        ),
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
-        lines,
+        lines[..7],
         ["67108864", "33554432", "512", "50000", "100000", "0", "42"],
         "{out}"
     );
+    if weight.is_some() {
+        // bfq's file reads "default 300".
+        assert!(lines[7].ends_with("300"), "{out}");
+    }
+}
+
+#[test]
+fn a_blkio_weight_the_host_cannot_apply_is_refused_by_name() {
+    if !root() || blkio_weight_file().is_some() {
+        return;
+    }
+    let runc = Runc::new();
+    let bundle = Bundle::busybox(&["true"]);
+    bundle.config_mut(|c| c["linux"]["resources"] = json!({"blockIO": {"weight": 300}}));
+    let id = unique_id("cfg");
+    let err = runc.run(&bundle, &id).assert_failure();
+    assert!(
+        err.contains("blkio weight: neither blkio.weight nor blkio.bfq.weight exists"),
+        "{err}"
+    );
+    // Nothing is left of it.
+    assert!(!runc.containers().contains(&id));
 }
 
 #[test]
