@@ -116,7 +116,7 @@ pub async fn join(
     let resp: JoinResponse = answer.map_err(|e| match e {
             Error::Refused(m) => Error::InvalidArgument(format!("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster: {m}")),
             Error::Tls(m) => Error::InvalidArgument(format!("could not join the swarm at {master}: {m}")),
-            Error::Io(m) => Error::Unavailable(format!("could not reach the manager at {master}: {m}")),
+            Error::Io(m) | Error::Unreachable(m) => Error::Unavailable(format!("could not reach the manager at {master}: {m}")),
             Error::NotLeader(_) => Error::Unavailable(format!("the swarm at {master} has no leader right now (an election is under way); try again in a few seconds")),
             e => e,
         })?;
@@ -758,7 +758,7 @@ pub fn container_logs(engine: &Engine, req: &LogsRequest) -> Result<Vec<LogLine>
             let (ts, text) = l.split_once(' ').unwrap_or(("", l));
             lines.push(LogLine {
                 stream,
-                ts: berth_shim::jsonlog::parse_rfc3339(ts).unwrap_or(0),
+                ts: berth_engine::parse_rfc3339(ts).unwrap_or(0),
                 text: text.to_string(),
             });
         }

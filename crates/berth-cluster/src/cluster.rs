@@ -57,9 +57,12 @@ impl ClusterConfig {
     }
 }
 
-/// What runs a Swarm API request another manager forwarded (berth-server registers it).
+/// What runs a Swarm API request another manager forwarded (berth-server registers it),
+/// with the id of the manager's node that forwarded it (what `self` names there).
 pub type ForwardHandler = Arc<
-    dyn Fn(ForwardRequest) -> Pin<Box<dyn Future<Output = ForwardResponse> + Send>> + Send + Sync,
+    dyn Fn(ForwardRequest, String) -> Pin<Box<dyn Future<Output = ForwardResponse> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// `docker swarm init`.
@@ -295,10 +298,12 @@ impl Seat {
     /// `wait` for the campaign thread to end.
     fn stop(&self, wait: Duration) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(m) = lock(&self.active).take() {
+        let active = lock(&self.active).take();
+        if let Some(m) = active {
             m.stop();
         }
-        if let Some(done) = lock(&self.thread).take() {
+        let done = lock(&self.thread).take();
+        if let Some(done) = done {
             let _ = done.recv_timeout(wait);
         }
     }
@@ -412,6 +417,17 @@ impl Cluster {
         Ok(c)
     }
 
+    /// Where this node's masters find the state: the membership's store, or this berthd's
+    /// own `--store` when both are etcd (the leader's endpoints may not be reachable from
+    /// here as it names them, 127.0.0.1 say).
+    fn store_of(&self, m: &Membership) -> StoreConfig {
+        if self.cfg.store.is_etcd() && m.store.is_etcd() {
+            self.cfg.store.clone()
+        } else {
+            m.store.clone()
+        }
+    }
+
     fn master_config(&self, m: &Membership) -> MasterConfig {
         let listen = listen_of(&self.cfg.dir, m);
         let advertise = if m.advertise_addr.parse::<SocketAddr>().is_ok() {
@@ -426,14 +442,14 @@ impl Cluster {
             heartbeat: self.cfg.heartbeat,
             grace: self.cfg.grace,
             node_id: m.node_id.clone(),
-            store: m.store.clone(),
+            store: self.store_of(m),
         }
     }
 
     /// A manager's seat: its master at once on SQLite, a campaign on etcd.
     fn make_seat(&self, m: &Membership) -> Result<Arc<Seat>> {
         let cfg = self.master_config(m);
-        match &m.store {
+        match &cfg.store {
             StoreConfig::Sqlite => {
                 let master = Master::open(cfg)?;
                 let seat = Seat::sqlite(master.clone(), self.engine.clone());
@@ -606,16 +622,26 @@ impl Cluster {
             };
             let client =
                 crate::proto::Client::new(&leader, crate::ca::client_config(&m.ca_pem, &m.cert)?);
+            // Longer than the leader gives a forwarded answer (60 s), so its own error comes
+            // back rather than a timeout here. Only a call that never reached a leader is sent
+            // again: one that did may have been carried out (a service created).
             match client
-                .call::<_, ForwardResponse>("/forward", &req, Duration::from_secs(60))
+                .call::<_, ForwardResponse>("/forward", &req, Duration::from_secs(90))
                 .await
             {
                 Ok(r) => return Ok(r),
-                Err(Error::NotLeader(_)) | Err(Error::Io(_)) => {
+                Err(Error::NotLeader(_)) | Err(Error::Unreachable(_)) => {
                     last = Some(Error::Unavailable(format!(
                         "the swarm's leader at {leader} does not answer; try again in a few seconds"
                     )));
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                // The leader does not count this node a manager (demoted meanwhile).
+                Err(Error::Refused(m)) => return Err(Error::Unavailable(m)),
+                Err(Error::Io(m)) => {
+                    return Err(Error::Unavailable(format!(
+                        "the swarm's leader at {leader} gave no answer ({m}); the call may or may not have been carried out"
+                    )))
                 }
                 Err(e) => return Err(e),
             }
@@ -681,16 +707,20 @@ impl Cluster {
                 if path != "/forward" {
                     return master.rpc(fp, &path, body).await;
                 }
-                let role = fp.as_deref().and_then(|f| master.caller_role(f));
-                if role != Some(Role::Manager) {
+                let m = master.clone();
+                let caller =
+                    tokio::task::spawn_blocking(move || fp.as_deref().and_then(|f| m.caller(f)))
+                        .await
+                        .map_err(|e| RpcError(500, e.to_string()))?;
+                let Some((caller, Role::Manager)) = caller else {
                     return Err(RpcError(403, "only a manager forwards API calls".into()));
-                }
+                };
                 let req: ForwardRequest =
                     serde_json::from_slice(&body).map_err(|e| RpcError(400, e.to_string()))?;
                 let h = lock(&self.forward)
                     .clone()
                     .ok_or_else(|| RpcError(503, "this node serves no API".into()))?;
-                let resp = h(req).await;
+                let resp = h(req, caller).await;
                 serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()))
             }
             _ => Err(RpcError(404, format!("no such call {path}"))),
@@ -703,6 +733,9 @@ impl Cluster {
             return Err(Error::Unavailable("This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.".into()));
         }
         let (listen, advertise) = resolve_addrs(&req.listen_addr, &req.advertise_addr)?;
+        // A listen address in use fails here, before anything is written anywhere.
+        std::net::TcpListener::bind(listen)
+            .map_err(|e| Error::InvalidArgument(format!("listen on {listen}: {e}")))?;
         let engine = self.engine.clone();
         let me = tokio::task::spawn_blocking(move || agent::describe(&engine))
             .await
@@ -755,7 +788,9 @@ impl Cluster {
         let member = match activated {
             Ok(m) => m,
             Err(e) => {
-                seat.stop(Duration::from_secs(3));
+                let s = seat.clone();
+                let _ = tokio::task::spawn_blocking(move || s.stop(Duration::from_secs(3))).await;
+                self.undo_etcd_init().await;
                 undo(&self.cfg.dir);
                 return Err(e);
             }
@@ -798,6 +833,7 @@ impl Cluster {
             if t.elapsed() > Duration::from_secs(15) {
                 let s = seat.clone();
                 let _ = tokio::task::spawn_blocking(move || s.stop(Duration::from_secs(3))).await;
+                self.undo_etcd_init().await;
                 return Err(Error::Unavailable(format!(
                     "the swarm was written to {} but this node was not elected its leader within 15 s",
                     self.cfg.store
@@ -806,6 +842,22 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok((seat, issued, node_id, (swarm.id, swarm.ca_cert_pem)))
+    }
+
+    /// A `swarm init` on etcd that failed after writing the swarm takes it back, so that
+    /// init can be tried again.
+    async fn undo_etcd_init(&self) {
+        if !self.cfg.store.is_etcd() {
+            return;
+        }
+        let (store, dir) = (self.cfg.store.clone(), self.cfg.dir.clone());
+        let r = tokio::task::spawn_blocking(move || store.open(&dir)?.delete_all()).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(
+                "swarm init: taking back what was written to {}: {e}",
+                self.cfg.store
+            );
+        }
     }
 
     pub async fn join(&self, req: JoinRequest) -> Result<()> {
@@ -956,7 +1008,9 @@ impl Cluster {
 impl Member {
     /// Stops the seat (resigning), the agent's loops, the listener and the role task.
     fn stop(&self) {
-        if let Some(seat) = lock(&self.seat).take() {
+        // Taken out first: the lock is not held while the campaign thread winds down.
+        let seat = lock(&self.seat).take();
+        if let Some(seat) = seat {
             seat.stop(Duration::from_secs(3));
         }
         self.agent.stop();

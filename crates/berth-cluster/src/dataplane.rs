@@ -1,9 +1,9 @@
 //! What an agent makes of the cluster's [`NetState`] on its node:
 //! - each overlay network becomes a local engine network (driver `overlay`, the node's slice
 //!   as its subnet, so containers attach to it like to any network) and a VXLAN device with
-//!   a route, neighbour and forwarding entry per other node ([`berth_net::OverlayPlan`]);
+//!   a route, neighbour and forwarding entry per other node ([`berth_engine::dataplane::OverlayPlan`]);
 //! - the services' virtual IPs and mesh-published ports become the node's nftables table
-//!   ([`berth_net::MeshRules`]), with only serving tasks as backends;
+//!   ([`berth_engine::dataplane::MeshRules`]), with only serving tasks as backends;
 //! - names go to each network's DNS: `SERVICE` (its VIP, or every task's address with
 //!   dnsrr), `tasks.SERVICE` (every task), and per task `SLOT.SERVICE`, `TASKID.SERVICE`
 //!   and its container name `SERVICE.SLOT.TASKID`.
@@ -18,8 +18,10 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use berth_engine::dataplane::{
+    MeshPort, MeshRules, MeshService, OverlayPeer, OverlayPlan, Protocol, Subnet,
+};
 use berth_engine::{Engine, NetworkSpec};
-use berth_net::{MeshPort, MeshRules, MeshService, OverlayPeer, OverlayPlan, Protocol, Subnet};
 
 use crate::error::{Error, Result};
 use crate::netstate::NetState;
@@ -52,7 +54,7 @@ struct Queue {
 /// How long a failed apply waits before it is tried again (unless a newer state comes).
 const RETRY: Duration = Duration::from_millis(500);
 
-fn net_err(e: berth_net::NetError) -> Error {
+fn net_err(e: berth_engine::dataplane::NetError) -> Error {
     Error::Internal(e.to_string())
 }
 
@@ -191,7 +193,7 @@ pub fn check_local_subnet(
         }
     }
     let ours: Vec<Subnet> = swarm.iter().filter_map(|n| n.subnet.parse().ok()).collect();
-    for r in berth_net::host_routes() {
+    for r in berth_engine::dataplane::host_routes() {
         if r.overlaps(&want) && !ours.iter().any(|s| s.overlaps(&r)) {
             return Err(Error::Conflict(format!(
                 "subnet {want} overlaps the route to {r} on this node"
@@ -257,9 +259,9 @@ impl Dataplane {
         if let Some(w) = lock(&self.worker).take() {
             let _ = w.join();
         }
-        let _ = berth_net::remove_mesh();
-        for v in berth_net::overlay_devices() {
-            let _ = berth_net::remove_overlay(v);
+        let _ = berth_engine::dataplane::remove_mesh();
+        for v in berth_engine::dataplane::overlay_devices() {
+            let _ = berth_engine::dataplane::remove_overlay(v);
         }
         if let Ok(nets) = self.shared.engine.networks() {
             for n in nets.into_iter().filter(|n| n.driver == "overlay") {
@@ -323,7 +325,7 @@ impl Shared {
         if !net.networks.is_empty() {
             // The node forwards mesh and overlay traffic even with no container of its own
             // (whose first bridge would have turned forwarding on).
-            if let Err(e) = berth_net::enable_ip_forward() {
+            if let Err(e) = berth_engine::dataplane::enable_ip_forward() {
                 first_err.get_or_insert(net_err(e));
             }
         }
@@ -331,7 +333,8 @@ impl Shared {
             for n in &net.networks {
                 let r = (|| -> Result<()> {
                     let subnet: Subnet = n.subnet.parse().map_err(net_err)?;
-                    let slice = berth_net::slice(subnet, me.index).map_err(net_err)?;
+                    let slice =
+                        berth_engine::dataplane::slice(subnet, me.index).map_err(net_err)?;
                     let stale = locals.get(&n.name).filter(|l| {
                         l.labels.get(LABEL_NETWORK) != Some(&n.id) || l.subnet != slice.to_string()
                     });
@@ -379,8 +382,8 @@ impl Shared {
         if let Ok(nets) = self.engine.networks() {
             for l in nets.iter().filter(|l| l.driver == "overlay") {
                 if let Some(b) = l.options.get("com.docker.network.bridge.name") {
-                    if berth_net::link_exists(b) {
-                        if let Err(e) = berth_net::allow_localnet(b) {
+                    if berth_engine::dataplane::link_exists(b) {
+                        if let Err(e) = berth_engine::dataplane::allow_localnet(b) {
                             tracing::warn!("agent: overlay network {}: {e}", l.name);
                         }
                     }
@@ -395,9 +398,9 @@ impl Shared {
             }
         }
         let vnis: BTreeSet<u32> = net.networks.iter().map(|n| n.vni).collect();
-        for v in berth_net::overlay_devices() {
+        for v in berth_engine::dataplane::overlay_devices() {
             if !vnis.contains(&v) {
-                let _ = berth_net::remove_overlay(v);
+                let _ = berth_engine::dataplane::remove_overlay(v);
             }
         }
         // The mesh, then the names.
@@ -414,7 +417,7 @@ impl Shared {
             .collect();
         let gone: Vec<Ipv4Addr> = lock(&self.backends).difference(&now).copied().collect();
         for b in gone {
-            berth_net::forget_unanswered(b);
+            berth_engine::dataplane::forget_unanswered(b);
         }
         *lock(&self.backends) = now;
         match first_err {

@@ -22,6 +22,9 @@ pub enum Error {
     Tls(String),
     #[error("{0}")]
     Io(String),
+    /// A peer that could not be reached (no connection, or no TLS session): nothing was sent.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("store: {0}")]
     Store(String),
     /// This master's leadership (its etcd election key) is gone: the store wrote nothing.

@@ -394,6 +394,56 @@ impl EtcdStore {
     }
 
     pub(crate) fn commit(&self, b: &Batch) -> Result<()> {
+        let ops = self.ops(b)?;
+        self.write(ops)
+    }
+
+    /// Writes `b` in one txn, only if the kv key `key` does not exist yet; `false` (nothing
+    /// written) if it does. For a swarm's first state: two `swarm init`s on one prefix never
+    /// both write.
+    pub(crate) fn commit_if_absent(&self, b: &Batch, key: &str) -> Result<bool> {
+        let ops = self.ops(b)?;
+        if ops.len() > MAX_TXN_OPS {
+            return Err(Error::Internal(format!(
+                "a first state of {} operations does not fit one txn",
+                ops.len()
+            )));
+        }
+        let guard = self.key(&format!("kv/{key}"));
+        self.conn
+            .run("write the swarm's first state", move |mut c| async move {
+                let then: Vec<TxnOp> = ops
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        Some(v) => TxnOp::put(k, v, None),
+                        None => TxnOp::delete(k, None),
+                    })
+                    .collect();
+                let when = vec![Compare::create_revision(guard, CompareOp::Equal, 0)];
+                Ok(c.txn(Txn::new().when(when).and_then(then))
+                    .await?
+                    .succeeded())
+            })
+    }
+
+    /// Deletes every key under the store's prefix (a `swarm init` that failed after writing
+    /// its first state takes it back). Not fenced.
+    pub(crate) fn delete_all(&self) -> Result<()> {
+        let start = self.prefix.clone().into_bytes();
+        let end = prefix_end(&start);
+        self.conn
+            .run("delete the swarm's state", move |mut c| async move {
+                c.delete(
+                    start,
+                    Some(etcd_client::DeleteOptions::new().with_range(end)),
+                )
+                .await
+                .map(|_| ())
+            })
+    }
+
+    /// The operations of a batch, folded: one per key.
+    fn ops(&self, b: &Batch) -> Result<Vec<(String, Option<String>)>> {
         let mut ops = Ops::default();
         for (k, v) in &b.kv {
             ops.set(self.key(&format!("kv/{k}")), Some(v.clone()));
@@ -419,7 +469,7 @@ impl EtcdStore {
                 ops.set(self.key(&format!("{dir}/{id}")), None);
             }
         }
-        self.write(ops.list)
+        Ok(ops.list)
     }
 
     /// Puts (`Some`) and deletes (`None`), each key once, in txns fenced by the store's fence.

@@ -55,8 +55,6 @@ pub struct MasterConfig {
 struct State {
     swarm: SwarmInfo,
     nodes: BTreeMap<String, Node>,
-    /// Certificate fingerprint → node id.
-    peers: HashMap<String, String>,
     services: BTreeMap<String, Service>,
     tasks: HashMap<String, Task>,
     by_node: HashMap<String, BTreeSet<String>>,
@@ -101,6 +99,12 @@ pub struct Master {
     /// Set when a commit found the leadership gone: this master answers nothing more and its
     /// owner steps it down.
     deposed: std::sync::atomic::AtomicBool,
+    /// What `/_ping` and `/info` show, kept apart from the state (whose lock a commit to etcd
+    /// may hold for a while): the swarm, and the counts of nodes and managers.
+    summary: Mutex<(SwarmInfo, usize, usize)>,
+    /// Certificate fingerprint → node id: who a caller is, looked up on every heartbeat, so
+    /// apart from the state's lock too.
+    peers: Mutex<HashMap<String, String>>,
     /// CPU autoscaling: samples, policies' histories, the event sink.
     autoscale: crate::autoscale::Autoscaler,
 }
@@ -389,7 +393,12 @@ impl Master {
         let mut n = node;
         n.version = 1;
         b.nodes.push(n);
-        store.commit(&b)?;
+        if !store.commit_if_absent(&b, "swarm")? {
+            return Err(Error::Conflict(format!(
+                "the store {} already holds a swarm (made at the same moment by another node): join it with a manager token, or give another prefix",
+                cfg.store
+            )));
+        }
         Ok((issued, node_id))
     }
 
@@ -430,7 +439,6 @@ impl Master {
             manager_secret: store.get("manager_secret")?.unwrap_or_default(),
             swarm,
             nodes: BTreeMap::new(),
-            peers,
             services: BTreeMap::new(),
             tasks: HashMap::new(),
             by_node: HashMap::new(),
@@ -516,6 +524,7 @@ impl Master {
         }
         store.commit(&leaders)?;
         st.net = Arc::new(st.compute_net());
+        let summary = summary_of(&st);
         let (versions, _) = watch::channel(1);
         Ok(Arc::new(Master {
             cfg,
@@ -532,6 +541,8 @@ impl Master {
             reconcile_nanos: Default::default(),
             tasks: Mutex::new(Vec::new()),
             deposed: Default::default(),
+            summary: Mutex::new(summary),
+            peers: Mutex::new(peers),
             autoscale: Default::default(),
         }))
     }
@@ -584,6 +595,9 @@ impl Master {
         let err = |e: Error| match e {
             Error::Refused(m) => RpcError(403, m),
             Error::InvalidArgument(m) => RpcError(400, m),
+            // Deposed: the agent looks for the leader (421, no address known here).
+            Error::NotLeader(_) => RpcError(421, String::new()),
+            _ if self.is_deposed() => RpcError(421, String::new()),
             e => RpcError(500, e.to_string()),
         };
         match path {
@@ -597,10 +611,7 @@ impl Master {
                 serde_json::to_vec(&r).map_err(|e| RpcError(500, e.to_string()))
             }
             "/session" | "/report" => {
-                let node = {
-                    let st = lock(&self.state);
-                    fp.as_ref().and_then(|f| st.peers.get(f).cloned())
-                };
+                let node = fp.as_ref().and_then(|f| lock(&self.peers).get(f).cloned());
                 let Some(node) = node else {
                     return Err(RpcError(403, "unknown node certificate".into()));
                 };
@@ -623,8 +634,10 @@ impl Master {
                 let n = node.clone();
                 tokio::task::spawn_blocking(move || {
                     me.report(&n, Some(&req.description), &req.reports)?;
-                    if req.role == Some(Role::Manager) {
-                        me.promotion_taken(&n)?;
+                    match req.role {
+                        Some(Role::Manager) => me.promotion_taken(&n)?,
+                        Some(Role::Worker) => me.promotion_lost(&n)?,
+                        None => {}
                     }
                     Ok(())
                 })
@@ -637,7 +650,13 @@ impl Master {
                     if self.is_deposed() {
                         return Err(RpcError(421, String::new()));
                     }
-                    if let Some(resp) = self.assignments(&node, req_since, net_since, req_role) {
+                    let (me, n) = (self.clone(), node.clone());
+                    let found = tokio::task::spawn_blocking(move || {
+                        me.assignments(&n, req_since, net_since, req_role)
+                    })
+                    .await
+                    .map_err(|e| RpcError(500, e.to_string()))?;
+                    if let Some(resp) = found {
                         return serde_json::to_vec(&resp).map_err(|e| RpcError(500, e.to_string()));
                     }
                     if tokio::time::timeout_at(deadline, rx.changed())
@@ -645,10 +664,13 @@ impl Master {
                         .is_err()
                     {
                         // A heartbeat with nothing new: no task list to clone or send.
-                        let (managers, role) = {
-                            let st = lock(&self.state);
-                            (managers_of(&st), st.nodes.get(&node).map(|n| n.spec.role))
-                        };
+                        let (me, n) = (self.clone(), node.clone());
+                        let (managers, role) = tokio::task::spawn_blocking(move || {
+                            let st = lock(&me.state);
+                            (managers_of(&st), st.nodes.get(&n).map(|n| n.spec.role))
+                        })
+                        .await
+                        .map_err(|e| RpcError(500, e.to_string()))?;
                         let resp = SessionResponse {
                             version: req_since,
                             tasks: None,
@@ -693,7 +715,10 @@ impl Master {
             }
             _ => None,
         };
-        if since == v && promotion.is_none() && (role.is_none() || want == role) {
+        // A promotion or a demotion to deliver is news; anything else waits for the versions.
+        let news =
+            promotion.is_some() || (want == Some(Role::Worker) && role == Some(Role::Manager));
+        if since == v && !news {
             return net.map(|net| SessionResponse {
                 version: v,
                 tasks: None,
@@ -728,14 +753,22 @@ impl Master {
 
     fn commit(&self, st: &mut State, ch: Change) -> Result<()> {
         if let Err(e) = lock(&self.store).commit(&ch.batch) {
-            if matches!(e, Error::NotLeader(_)) {
-                // Nothing was written; what this master holds in memory is no longer the
-                // swarm's. It answers no one from now on and is stepped down.
+            // The change is in memory but maybe not in the store (an etcd timeout cannot say
+            // whether the txn landed). On etcd this master steps down: it answers no one from
+            // now on, and the next term (this node's again, or another's) starts from what
+            // the store holds. On SQLite a failed transaction wrote nothing.
+            if matches!(e, Error::NotLeader(_)) || self.cfg.store.is_etcd() {
                 self.deposed
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::warn!("master: {e}; stepping down");
             }
             return Err(e);
+        }
+        if !ch.batch.nodes.is_empty()
+            || !ch.batch.nodes_deleted.is_empty()
+            || ch.batch.kv.iter().any(|(k, _)| k == "swarm")
+        {
+            *lock(&self.summary) = summary_of(st);
         }
         if !ch.batch.is_empty() {
             let net = st.compute_net();
@@ -811,7 +844,7 @@ impl Master {
         let mut ch = Change::default();
         ch.batch.kv.push((format!("peer:{fp}"), id.clone()));
         st.put_node(&mut ch, node, now);
-        st.peers.insert(fp, id.clone());
+        lock(&self.peers).insert(fp, id.clone());
         lock(&self.last_seen).insert(id.clone(), Instant::now());
         self.commit(&mut st, ch)?;
         tracing::info!(
@@ -840,6 +873,30 @@ impl Master {
         let mut ch = Change::default();
         ch.batch.kv_deleted.push(format!("promote:{node}"));
         self.commit(&mut st, ch)
+    }
+
+    /// A node wanted as a manager still runs as a worker and has no certificate waiting (it
+    /// took one but did not keep it): it is issued another.
+    fn promotion_lost(&self, node: &str) -> Result<()> {
+        let mut st = lock(&self.state);
+        let wanted = st
+            .nodes
+            .get(node)
+            .is_some_and(|n| n.spec.role == Role::Manager);
+        if !wanted || st.promotions.contains_key(node) || !self.cfg.store.is_etcd() {
+            return Ok(());
+        }
+        let cert = self.ca.issue(node, true)?;
+        let fp = ca::fingerprint_pem(&cert.cert_pem)?;
+        let mut ch = Change::default();
+        ch.batch.kv.push((format!("peer:{fp}"), node.to_string()));
+        ch.batch
+            .kv
+            .push((format!("promote:{node}"), serde_json::to_string(&cert)?));
+        self.commit(&mut st, ch)?;
+        lock(&self.peers).insert(fp, node.to_string());
+        st.promotions.insert(node.to_string(), cert);
+        Ok(())
     }
 
     /// A heartbeat (with the node's description) or a report of task states.
@@ -1438,7 +1495,7 @@ impl Master {
     // ---- the API of the manager (docker node/service/swarm) --------------------------
 
     pub fn swarm(&self) -> SwarmInfo {
-        lock(&self.state).swarm.clone()
+        lock(&self.summary).0.clone()
     }
 
     /// `docker swarm join-token --rotate ROLE`.
@@ -1471,13 +1528,8 @@ impl Master {
 
     /// (nodes, managers), without copying them (`/_ping`, `/info`).
     pub fn node_counts(&self) -> (usize, usize) {
-        let st = lock(&self.state);
-        let managers = st
-            .nodes
-            .values()
-            .filter(|n| n.spec.role == Role::Manager)
-            .count();
-        (st.nodes.len(), managers)
+        let s = lock(&self.summary);
+        (s.1, s.2)
     }
 
     pub fn nodes(&self) -> Vec<Node> {
@@ -1521,7 +1573,7 @@ impl Master {
                     ch.batch
                         .kv
                         .push((format!("promote:{}", n.id), serde_json::to_string(&cert)?));
-                    st.peers.insert(fp, n.id.clone());
+                    lock(&self.peers).insert(fp, n.id.clone());
                     st.promotions.insert(n.id.clone(), cert);
                     n.manager_addr = Some(format!(
                         "{}:{}",
@@ -1539,14 +1591,18 @@ impl Master {
                     );
                 }
                 Role::Worker => {
-                    let managers = st
+                    // Another manager must be able to lead: ready, and running as one (not
+                    // still to take its certificate).
+                    let others = st
                         .nodes
                         .values()
-                        .filter(|m| m.spec.role == Role::Manager)
+                        .filter(|m| m.id != n.id && m.spec.role == Role::Manager)
+                        .filter(|m| m.state == NodeState::Ready)
+                        .filter(|m| !st.promotions.contains_key(&m.id))
                         .count();
-                    if managers <= 1 {
+                    if others == 0 {
                         return Err(Error::InvalidArgument(format!(
-                            "can't demote node {}: it is the last manager of the swarm",
+                            "can't demote node {}: no other manager is ready to lead the swarm",
                             n.id
                         )));
                     }
@@ -1603,7 +1659,7 @@ impl Master {
             }
         }
         st.nodes.remove(&n.id);
-        st.peers.retain(|_, v| *v != n.id);
+        lock(&self.peers).retain(|_, v| *v != n.id);
         ch.batch.nodes_deleted.push(n.id.clone());
         lock(&self.store).delete_peer(&n.id)?;
         self.commit(&mut st, ch)?;
@@ -1775,8 +1831,13 @@ impl Master {
         attachable: bool,
         internal: bool,
     ) -> Result<Network> {
-        berth_net::validate_network_name(name)
+        berth_engine::dataplane::validate_network_name(name)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if matches!(name, "bridge" | "host" | "none") {
+            return Err(Error::Conflict(format!(
+                "network name {name} is a predefined network on every node: choose another"
+            )));
+        }
         let mut st = lock(&self.state);
         if st.networks.values().any(|n| n.name == name) {
             return Err(Error::Conflict(format!(
@@ -1861,17 +1922,27 @@ impl Master {
             .ok_or_else(|| Error::NotFound(format!("task {id} not found")))
     }
 
-    /// The role of the node whose certificate has fingerprint `fp`.
-    pub fn caller_role(&self, fp: &str) -> Option<Role> {
+    /// The node whose certificate has fingerprint `fp`, and its role.
+    pub fn caller(&self, fp: &str) -> Option<(String, Role)> {
+        let id = lock(&self.peers).get(fp)?.clone();
         let st = lock(&self.state);
-        let id = st.peers.get(fp)?;
-        st.nodes.get(id).map(|n| n.spec.role)
+        st.nodes.get(&id).map(|n| (n.id.clone(), n.spec.role))
     }
 
     /// The manager's node id (from its own certificate).
     pub fn self_node(&self) -> Option<Node> {
         lock(&self.state).nodes.values().find(|n| n.leader).cloned()
     }
+}
+
+/// The swarm and its counts of nodes and managers.
+fn summary_of(st: &State) -> (SwarmInfo, usize, usize) {
+    let managers = st
+        .nodes
+        .values()
+        .filter(|n| n.spec.role == Role::Manager)
+        .count();
+    (st.swarm.clone(), st.nodes.len(), managers)
 }
 
 /// The managers' addresses, the leader first.

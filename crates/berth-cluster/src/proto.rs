@@ -307,13 +307,13 @@ impl Client {
     async fn dial(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
         let addr: SocketAddr = tokio::net::lookup_host(&self.addr)
             .await
-            .map_err(|e| Error::Io(format!("{}: {e}", self.addr)))?
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.addr)))?
             .next()
-            .ok_or_else(|| Error::Io(format!("{}: no address", self.addr)))?;
+            .ok_or_else(|| Error::Unreachable(format!("{}: no address", self.addr)))?;
         let tcp = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Io(format!("{}: connection timed out", self.addr)))?
-            .map_err(|e| Error::Io(format!("{}: {e}", self.addr)))?;
+            .map_err(|_| Error::Unreachable(format!("{}: connection timed out", self.addr)))?
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls::pki_types::ServerName::try_from(self.name.clone())
             .map_err(|e| Error::Tls(e.to_string()))?;
@@ -323,7 +323,7 @@ impl Client {
             .map_err(|e| Error::Tls(format!("{}: {e}", self.addr)))?;
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| Error::Io(format!("{}: {e}", self.addr)))?;
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", self.addr)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

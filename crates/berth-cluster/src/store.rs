@@ -318,6 +318,30 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a swarm's first state: on etcd in one txn only if the kv key `key` is absent
+    /// (`false`: another wrote it first, nothing written); on SQLite a plain commit.
+    pub fn commit_if_absent(&mut self, b: &Batch, key: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Etcd(e) => e.commit_if_absent(b, key),
+            Backend::Sqlite { .. } => {
+                if self.get(key)?.is_some() {
+                    return Ok(false);
+                }
+                self.commit(b)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Takes back a swarm's first state (a `swarm init` that failed after writing it): on
+    /// etcd every key under the prefix goes; SQLite's file is removed by its owner.
+    pub fn delete_all(&mut self) -> Result<()> {
+        match &self.backend {
+            Backend::Etcd(e) => e.delete_all(),
+            Backend::Sqlite { .. } => Ok(()),
+        }
+    }
+
     /// Sets one kv entry (a batch of one).
     pub fn put_kv(&mut self, key: &str, value: &str) -> Result<()> {
         self.commit(&Batch {

@@ -550,3 +550,29 @@ fn sqlite_has_no_election() {
     c.put_kv("swarm", "{}").unwrap();
     assert_eq!(s.get("swarm").unwrap().as_deref(), Some("{}"));
 }
+
+#[test]
+fn a_first_state_is_written_once_and_can_be_taken_back() {
+    let etcd = Etcd::start();
+    let mut a = etcd.store("/one/");
+    let mut b = etcd.store("/one/");
+    let other = etcd.store("/two/");
+    let first = |id: &str| Batch {
+        kv: vec![("swarm".into(), format!("{{\"id\":\"{id}\"}}"))],
+        nodes: vec![node(id)],
+        ..Default::default()
+    };
+    assert!(a.commit_if_absent(&first("n1"), "swarm").unwrap());
+    // The second writer finds the key and writes nothing.
+    assert!(!b.commit_if_absent(&first("n2"), "swarm").unwrap());
+    assert_eq!(b.get("swarm").unwrap().as_deref(), Some("{\"id\":\"n1\"}"));
+    assert_eq!(b.load().unwrap().nodes, vec![node("n1")]);
+    // Taking it back empties the prefix and no other.
+    let mut o = other;
+    o.put_kv("swarm", "other").unwrap();
+    a.delete_all().unwrap();
+    assert_eq!(b.get("swarm").unwrap(), None);
+    assert!(b.load().unwrap().nodes.is_empty());
+    assert_eq!(o.get("swarm").unwrap().as_deref(), Some("other"));
+    assert!(b.commit_if_absent(&first("n2"), "swarm").unwrap());
+}

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod bundle;
+pub mod dataplane;
 mod db;
 mod engine;
 pub mod error;
@@ -19,6 +20,8 @@ pub mod spec;
 mod store;
 mod streams;
 
+/// Log lines' RFC 3339 timestamps as the json-file log writes them, to Unix nanoseconds.
+pub use berth_shim::jsonlog::parse_rfc3339;
 pub use bundle::{create_bundle, runtime_spec, Bundle, RunOptions};
 pub use engine::*;
 pub use error::{Error, ErrorKind, Result};

@@ -910,7 +910,11 @@ async fn dispatch(
                 }
             }
             if let Some(m) = master {
-                for n in m.networks() {
+                // On a blocking thread: a commit to etcd may hold the master's lock.
+                let nets = tokio::task::spawn_blocking(move || m.networks())
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                for n in nets {
                     let as_local = berth_engine::Network {
                         id: n.id.clone(),
                         name: n.name.clone(),
@@ -935,8 +939,14 @@ async fn dispatch(
             }
             let master = cluster.and_then(|c| c.master().ok());
             if scope != "local" {
-                if let Some(n) = master.as_ref().and_then(|m| m.network(&id).ok()) {
-                    return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+                if let Some(m) = master.clone() {
+                    let i = id.clone();
+                    let found = tokio::task::spawn_blocking(move || m.network(&i).ok())
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    if let Some(n) = found {
+                        return Ok(json(StatusCode::OK, &network::cluster_resource(&n)));
+                    }
                 }
             }
             let wanted = id.clone();
@@ -989,7 +999,18 @@ async fn dispatch(
                     let uri = req.uri().to_string();
                     return crate::swarm::forward(c, req.method(), &uri, Bytes::new()).await;
                 }
-                if c.master().is_ok_and(|m| m.network(&id).is_ok()) {
+                // A local network named exactly so is the one meant, not a swarm network
+                // whose id merely starts with it.
+                let (e, i) = (Arc::clone(engine), id.clone());
+                let local_exact = tokio::task::spawn_blocking(move || {
+                    e.networks()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .any(|n| n.driver != "overlay" && (n.name == i || n.id == i))
+                })
+                .await
+                .unwrap_or(false);
+                if !local_exact && c.master().is_ok_and(|m| m.network(&id).is_ok()) {
                     return overlay_remove(c, &id).await;
                 }
             }
@@ -1208,6 +1229,21 @@ pub(crate) async fn overlay_create(
         )));
     }
     let m = c.master().map_err(crate::swarm::err)?;
+    // A name this node already uses for a network of its own would have tasks join that one.
+    let (e, name) = (Arc::clone(c.engine()), body.name.clone());
+    let local = tokio::task::spawn_blocking(move || e.networks())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::from)?;
+    if local
+        .iter()
+        .any(|n| n.name == name && n.driver != "overlay")
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("network with name {name} already exists on this manager as a local network"),
+        ));
+    }
     let subnet = body
         .ipam
         .as_ref()

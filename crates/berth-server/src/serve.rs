@@ -33,11 +33,11 @@ impl Server {
     /// other managers forward to this one when it leads.
     pub fn with_cluster(engine: Arc<Engine>, cluster: Arc<berth_cluster::Cluster>) -> Server {
         let weak = Arc::downgrade(&cluster);
-        cluster.set_forward_handler(Arc::new(move |req| {
+        cluster.set_forward_handler(Arc::new(move |req, caller| {
             let weak = weak.clone();
             Box::pin(async move {
                 match weak.upgrade() {
-                    Some(c) => crate::swarm::run_forwarded(c, req).await,
+                    Some(c) => crate::swarm::run_forwarded(c, req, caller).await,
                     None => berth_cluster::proto::ForwardResponse {
                         status: 503,
                         content_type: "application/json".into(),

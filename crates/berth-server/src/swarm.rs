@@ -174,9 +174,9 @@ pub fn route(method: &Method, path: &str, q: &Query) -> Option<Result<SwarmActio
 
 pub(crate) fn err(e: ClusterError) -> ApiError {
     let status = match &e {
-        ClusterError::Unavailable(_) | ClusterError::NotLeader(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ClusterError::Unavailable(_)
+        | ClusterError::NotLeader(_)
+        | ClusterError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ClusterError::NotFound(_) => StatusCode::NOT_FOUND,
         ClusterError::Conflict(_) => StatusCode::CONFLICT,
         ClusterError::InvalidArgument(_) | ClusterError::Refused(_) => StatusCode::BAD_REQUEST,
@@ -184,6 +184,14 @@ pub(crate) fn err(e: ClusterError) -> ApiError {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.to_string())
+}
+
+/// Reads of the master's state, on a blocking thread (a commit to etcd may hold its lock).
+async fn snapshot<T: Send + 'static>(
+    m: Arc<berth_cluster::Master>,
+    f: impl FnOnce(&berth_cluster::Master) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    blocking(move || Ok(f(&m))).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -242,7 +250,11 @@ const FORWARD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// Runs a request another manager forwarded (this node leads): the Swarm API, and the
 /// swarm's overlay networks.
-pub async fn run_forwarded(cluster: Arc<Cluster>, req: ForwardRequest) -> ForwardResponse {
+pub async fn run_forwarded(
+    cluster: Arc<Cluster>,
+    req: ForwardRequest,
+    caller: String,
+) -> ForwardResponse {
     let answer = |r: Result<Response<Body>, ApiError>| async move {
         let resp = match r {
             Ok(r) => r,
@@ -295,7 +307,9 @@ pub async fn run_forwarded(cluster: Arc<Cluster>, req: ForwardRequest) -> Forwar
                 "following a service's logs works on the leading manager only: run it there, or without -f",
             ))
         }
-        crate::route::Action::Swarm(a) if leader_only(&a) => handle_local(&cluster, a, body).await,
+        crate::route::Action::Swarm(a) if leader_only(&a) => {
+            handle_local(&cluster, a, body, &caller).await
+        }
         crate::route::Action::NetworkCreate => {
             crate::handlers::overlay_create(&cluster, &body).await
         }
@@ -335,14 +349,17 @@ pub async fn handle(
         }
         return forward(cluster, method, uri, body).await;
     }
-    handle_local(cluster, action, body).await
+    let me = cluster.status().node_id;
+    handle_local(cluster, action, body, &me).await
 }
 
-/// Runs a Swarm API call on this node.
+/// Runs a Swarm API call on this node; `me` is the node `self` names (the node that was
+/// asked: this one, or a manager that forwarded the call).
 async fn handle_local(
     cluster: &Arc<Cluster>,
     action: SwarmAction,
     req: Bytes,
+    me: &str,
 ) -> Result<Response<Body>, ApiError> {
     Ok(match action {
         SwarmAction::Init => {
@@ -403,8 +420,8 @@ async fn handle_local(
             filters
                 .validate(&["id", "label", "name", "node.label", "membership", "role"])
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let nodes: Vec<w::Node> = m
-                .nodes()
+            let all = snapshot(m, |m| m.nodes()).await?;
+            let nodes: Vec<w::Node> = all
                 .iter()
                 .filter(|n| {
                     filters.include_any("id", [n.id.as_str()])
@@ -430,12 +447,11 @@ async fn handle_local(
         }
         SwarmAction::NodeInspect { id } => {
             let m = cluster.master().map_err(err)?;
-            let id = if id == "self" {
-                cluster.status().node_id
-            } else {
-                id
-            };
-            json(StatusCode::OK, &conv::node(&m.node(&id).map_err(err)?))
+            let id = if id == "self" { me.to_string() } else { id };
+            json(
+                StatusCode::OK,
+                &conv::node(&blocking(move || m.node(&id)).await?),
+            )
         }
         SwarmAction::NodeUpdate { id, version } => {
             let m = cluster.master().map_err(err)?;
@@ -454,9 +470,8 @@ async fn handle_local(
             filters
                 .validate(&["id", "label", "mode", "name"])
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let tasks = m.tasks();
-            let list: Vec<w::Service> = m
-                .services()
+            let (tasks, services) = snapshot(m, |m| (m.tasks(), m.services())).await?;
+            let list: Vec<w::Service> = services
                 .iter()
                 .filter(|s| {
                     filters.include_any("id", [s.id.as_str()])
@@ -498,7 +513,7 @@ async fn handle_local(
             let m = cluster.master().map_err(err)?;
             json(
                 StatusCode::OK,
-                &conv::service(&m.service(&id).map_err(err)?, None),
+                &conv::service(&blocking(move || m.service(&id)).await?, None),
             )
         }
         SwarmAction::ServiceUpdate {
@@ -536,7 +551,8 @@ async fn handle_local(
                     "you must choose at least one stream: stdout or stderr",
                 ));
             }
-            cluster.master().map_err(err)?.service(&id).map_err(err)?;
+            let (m, i) = (cluster.master().map_err(err)?, id.clone());
+            blocking(move || m.service(&i)).await?;
             let first = cluster
                 .service_logs(&id, opts.since, opts.tail, opts.stdout, opts.stderr)
                 .await
@@ -586,18 +602,16 @@ async fn handle_local(
                     "_up-to-date",
                 ])
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let services = m.services();
-            let nodes = m.nodes();
-            let me = cluster.status().node_id;
+            let (services, nodes, tasks) =
+                snapshot(m, |m| (m.services(), m.nodes(), m.tasks())).await?;
             let up_to_date = filters.contains("_up-to-date");
-            let list: Vec<w::Task> = m
-                .tasks()
+            let list: Vec<w::Task> = tasks
                 .iter()
                 .filter(|t| {
                     let svc = services.iter().find(|s| s.id == t.service_id);
                     let node_ok = filters.get("node").is_empty()
                         || filters.get("node").iter().any(|f| {
-                            let f = if f == "self" { me.as_str() } else { f.as_str() };
+                            let f = if f == "self" { me } else { f.as_str() };
                             t.node_id == f
                                 || nodes.iter().any(|n| {
                                     n.id == t.node_id
@@ -640,7 +654,10 @@ async fn handle_local(
         }
         SwarmAction::TaskInspect { id } => {
             let m = cluster.master().map_err(err)?;
-            json(StatusCode::OK, &conv::task(&m.task(&id).map_err(err)?))
+            json(
+                StatusCode::OK,
+                &conv::task(&blocking(move || m.task(&id)).await?),
+            )
         }
     })
 }
