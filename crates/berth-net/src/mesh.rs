@@ -106,24 +106,18 @@ impl MeshRules {
                 for v in &s.vips {
                     let _ = writeln!(jumps, "    ip daddr {v} jump vip_{id}");
                 }
-                let _ = writeln!(chains, "  chain vip_{id} {{");
-                if n == 0 {
-                    let _ = writeln!(chains, "    {REJECT}");
-                } else {
-                    let _ = writeln!(chains, "    ct mark set {MESH_MARK:#x}");
-                    let map: Vec<String> = s
-                        .backends
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| format!("{i} : {b}"))
-                        .collect();
-                    let _ = writeln!(
-                        chains,
-                        "    dnat to numgen random mod {n} map {{ {} }}",
-                        map.join(", ")
-                    );
-                }
-                let _ = writeln!(chains, "  }}");
+                let map: Vec<String> = s
+                    .backends
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| format!("{i} : {b}"))
+                    .collect();
+                balanced_chain(
+                    &mut chains,
+                    &format!("vip_{id}"),
+                    n,
+                    &format!("dnat to numgen random mod {n} map {{ {} }}", map.join(", ")),
+                );
             }
             for p in &s.ports {
                 let pr = proto(p.protocol);
@@ -133,24 +127,21 @@ impl MeshRules {
                     "    fib daddr type local {pr} dport {} jump {name}",
                     p.published
                 );
-                let _ = writeln!(chains, "  chain {name} {{");
-                if n == 0 {
-                    let _ = writeln!(chains, "    {REJECT}");
-                } else {
-                    let _ = writeln!(chains, "    ct mark set {MESH_MARK:#x}");
-                    let map: Vec<String> = s
-                        .backends
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| format!("{i} : {b} . {}", p.target))
-                        .collect();
-                    let _ = writeln!(
-                        chains,
-                        "    meta l4proto {pr} dnat ip to numgen random mod {n} map {{ {} }}",
+                let map: Vec<String> = s
+                    .backends
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| format!("{i} : {b} . {}", p.target))
+                    .collect();
+                balanced_chain(
+                    &mut chains,
+                    &name,
+                    n,
+                    &format!(
+                        "meta l4proto {pr} dnat ip to numgen random mod {n} map {{ {} }}",
                         map.join(", ")
-                    );
-                }
-                let _ = writeln!(chains, "  }}");
+                    ),
+                );
             }
         }
         let mut masq = String::new();
@@ -183,6 +174,19 @@ impl MeshRules {
     pub fn apply(&self) -> Result<()> {
         nft_script(&self.render())
     }
+}
+
+/// A chain that marks a new connection and sends it to one of `n` backends by `dnat`, or,
+/// with no backend, rejects it.
+fn balanced_chain(out: &mut String, name: &str, n: usize, dnat: &str) {
+    let _ = writeln!(out, "  chain {name} {{");
+    if n == 0 {
+        let _ = writeln!(out, "    {REJECT}");
+    } else {
+        let _ = writeln!(out, "    ct mark set {MESH_MARK:#x}");
+        let _ = writeln!(out, "    {dnat}");
+    }
+    let _ = writeln!(out, "  }}");
 }
 
 fn nft_script(script: &str) -> Result<()> {
