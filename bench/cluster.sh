@@ -45,11 +45,7 @@ declare -A pid=()
 net=bcb$$
 cleanup() {
 	set +e
-	for i in 1 2 3; do
-		ip link del "${net}h$i" 2>/dev/null
-		ip netns del "${net}n$i" 2>/dev/null
-	done
-	ip link del "$net" 2>/dev/null
+	bench_netns_down "$net" 3
 	bench_cleanup
 }
 trap cleanup EXIT
@@ -140,17 +136,9 @@ done
 
 # ---- three: three berthd nodes in network namespaces -------------------------------------
 echo "three: three berthd nodes, $real_tasks replicas x $rounds" >&2
-ip link add "$net" type bridge
-ip addr add 10.232.9.1/24 dev "$net"
-ip link set "$net" up
+bench_netns_up "$net" 10.232.9 3
 for i in 1 2 3; do
 	ns=${net}n$i
-	ip netns add "$ns"
-	ip link add "${net}h$i" type veth peer name eth0 netns "$ns"
-	ip link set "${net}h$i" master "$net" up
-	ip -n "$ns" addr add "10.232.9.$((10 + i))/24" dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" link set lo up
 	d=berthd-n$i
 	dir=$tmp/$d
 	mkdir -p "$dir/data" "$dir/exec"

@@ -152,6 +152,36 @@ no_net_flags() {
 	esac
 }
 
+# Nodes on a private bridge: `bench_netns_up NET PREFIX N` makes bridge NET with PREFIX.1/24
+# and namespaces NETn1..NETnN, each with eth0 at PREFIX.(10+i) (lo up, default route via the
+# bridge); `bench_netns_down NET N` removes them (for an EXIT trap: errors ignored).
+bench_netns_up() {
+	local net=$1 prefix=$2 n=$3 i ns
+	ip link add "$net" type bridge
+	ip addr add "$prefix.1/24" dev "$net"
+	ip link set "$net" up
+	for i in $(seq 1 "$n"); do
+		ns=${net}n$i
+		ip netns add "$ns"
+		ip link add "${net}h$i" type veth peer name eth0 netns "$ns"
+		ip link set "${net}h$i" master "$net" up
+		ip -n "$ns" addr add "$prefix.$((10 + i))/24" dev eth0
+		ip -n "$ns" link set eth0 up
+		ip -n "$ns" link set lo up
+		ip -n "$ns" route add default via "$prefix.1"
+	done
+}
+
+# shellcheck disable=SC2317 # run by the EXIT trap
+bench_netns_down() {
+	local net=$1 n=$2 i
+	for i in $(seq 1 "$n"); do
+		ip link del "${net}h$i" 2>/dev/null
+		ip netns del "${net}n$i" 2>/dev/null
+	done
+	ip link del "$net" 2>/dev/null
+}
+
 # An EXIT trap for the scripts: every daemon's leftovers, then the temp dir.
 # shellcheck disable=SC2317 # run by the EXIT trap
 bench_cleanup() {

@@ -68,11 +68,7 @@ cleanup() {
 			swarm leave --force >/dev/null 2>&1
 	done
 	bench_cleanup_daemons
-	for i in 1 2 3; do
-		ip link del "${net}h$i" 2>/dev/null
-		ip netns del "${net}n$i" 2>/dev/null
-	done
-	ip link del "$net" 2>/dev/null
+	bench_netns_down "$net" 3
 	[ -n "${SAMPLES_OUT:-}" ] && cp "$tmp/samples" "$SAMPLES_OUT"
 	rm -rf "$tmp"
 }
@@ -83,18 +79,9 @@ rustc --edition 2021 -O -C target-feature=+crt-static "$repo/bench/meshbench.rs"
 bench_busybox_tar
 
 echo "three berthd nodes in namespaces ${net}n1..3 on bridge $net ($underlay.0/24)" >&2
-ip link add "$net" type bridge
-ip addr add "$underlay.1/24" dev "$net"
-ip link set "$net" up
+bench_netns_up "$net" "$underlay" 3
 for i in 1 2 3; do
 	ns=${net}n$i
-	ip netns add "$ns"
-	ip link add "${net}h$i" type veth peer name eth0 netns "$ns"
-	ip link set "${net}h$i" master "$net" up
-	ip -n "$ns" addr add "$(node_addr "$i")/24" dev eth0
-	ip -n "$ns" link set eth0 up
-	ip -n "$ns" link set lo up
-	ip -n "$ns" route add default via "$underlay.1"
 	d=berthd-n$i
 	dir=$tmp/$d
 	mkdir -p "$dir/data" "$dir/exec"

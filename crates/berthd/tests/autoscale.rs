@@ -198,104 +198,41 @@ fn autoscale_on_cpu_load() {
             assert!(o.stderr.contains(w), "{w:?} not in: {o}");
         }
     };
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "burn",
-            "--min",
-            "3",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "10",
-        ],
-        &[
-            "berth.autoscale.min=3 and berth.autoscale.max=2",
-            "minimum is above the maximum",
-        ],
-    );
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "burn",
-            "--min",
-            "0",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "10",
-        ],
-        &["invalid label berth.autoscale.min=\"0\""],
-    );
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "burn",
-            "--min",
-            "1",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "0",
-        ],
-        &["invalid label berth.autoscale.cpu=\"0\""],
-    );
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "burn",
-            "--min",
-            "1",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "10",
-            "--window",
-            "5x",
-        ],
-        &["invalid label berth.autoscale.window=\"5x\""],
-    );
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "nope",
-            "--min",
-            "1",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "10",
-        ],
-        &["service nope not found"],
-    );
-    // Flags the CLI itself refuses: missing ones, junk numbers, --off with a policy.
-    refused(
-        &["service", "autoscale", "burn", "--min", "1"],
-        &["--max", "--cpu-percent"],
-    );
-    refused(
-        &[
-            "service",
-            "autoscale",
-            "burn",
-            "--min",
-            "x",
-            "--max",
-            "2",
-            "--cpu-percent",
-            "10",
-        ],
-        &["--min"],
-    );
-    refused(
-        &["service", "autoscale", "burn", "--off", "--min", "1"],
-        &["--off"],
-    );
+    // Policies the daemon refuses by label, and flags the CLI itself refuses (missing ones,
+    // junk numbers, --off with a policy): each is `berth service autoscale` + these words.
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "burn --min 3 --max 2 --cpu-percent 10",
+            &[
+                "berth.autoscale.min=3 and berth.autoscale.max=2",
+                "minimum is above the maximum",
+            ],
+        ),
+        (
+            "burn --min 0 --max 2 --cpu-percent 10",
+            &["invalid label berth.autoscale.min=\"0\""],
+        ),
+        (
+            "burn --min 1 --max 2 --cpu-percent 0",
+            &["invalid label berth.autoscale.cpu=\"0\""],
+        ),
+        (
+            "burn --min 1 --max 2 --cpu-percent 10 --window 5x",
+            &["invalid label berth.autoscale.window=\"5x\""],
+        ),
+        (
+            "nope --min 1 --max 2 --cpu-percent 10",
+            &["service nope not found"],
+        ),
+        ("burn --min 1", &["--max", "--cpu-percent"]),
+        ("burn --min x --max 2 --cpu-percent 10", &["--min"]),
+        ("burn --off --min 1", &["--off"]),
+    ];
+    for (words, want) in cases {
+        let mut args = vec!["service", "autoscale"];
+        args.extend(words.split(' '));
+        refused(&args, want);
+    }
     // The docker CLI meets the same checks.
     let o = m.docker_fails(&[
         "service",

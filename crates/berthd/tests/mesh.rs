@@ -677,39 +677,18 @@ fn mesh_three_nodes() {
     );
     let o = m.docker_fails(&["network", "rm", "app"]);
     assert!(o.to_string().contains("in use by service"), "{o}");
-    let o = m.docker_fails(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.9.9.0/28",
-        "small",
-    ]);
-    assert!(o.to_string().contains("too small"), "{o}");
-    let o = m.docker_fails(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.255.7.0/24",
-        "clash",
-    ]);
-    assert!(o.to_string().contains("overlaps network ingress"), "{o}");
-    let o = m.docker_fails(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.240.0.0/16",
-        "local",
-    ]);
-    assert!(
-        o.to_string().contains("overlaps local network bridge"),
-        "{o}"
-    );
+    // Overlay subnets refused: too small for a slice per node, or clashing with the
+    // ingress network or with a network of the manager's own.
+    for (subnet, name, want) in [
+        ("10.9.9.0/28", "small", "too small"),
+        ("10.255.7.0/24", "clash", "overlaps network ingress"),
+        ("10.240.0.0/16", "local", "overlaps local network bridge"),
+    ] {
+        let o = m.docker_fails(&[
+            "network", "create", "-d", "overlay", "--subnet", subnet, name,
+        ]);
+        assert!(o.to_string().contains(want), "{name}: {o}");
+    }
     let o = nodes[1].docker_fails(&["network", "create", "-d", "overlay", "fromworker"]);
     assert!(o.to_string().contains("not a swarm manager"), "{o}");
     let o = nodes[1].docker_fails(&["network", "rm", "app"]);
